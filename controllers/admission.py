@@ -1,0 +1,116 @@
+"""Admission of a resource: validate the whole object once, record the verdict in its status.
+
+An invalid resource gets ``Accepted=False`` with one message naming every bad field and a
+Warning Event, and is not acted on. A valid one gets ``Accepted=True``, ``phase: Pending``
+(when it has no phase yet) and ``observedGeneration``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import kopf
+from pydantic import BaseModel, ValidationError
+
+from controllers.metrics import StatusStore
+from mlscale.api import Condition, find_condition, format_validation_error, set_condition, utcnow
+from mlscale.kinds import KindInfo
+
+
+def _conditions(status: dict[str, Any]) -> list[Condition]:
+    return [Condition.model_validate(c) for c in status.get("conditions") or []]
+
+
+def dump_conditions(conditions: list[Condition]) -> list[dict[str, Any]]:
+    """Conditions as the API stores them (camelCase, RFC 3339 times, no nulls)."""
+    return [c.model_dump(mode="json", by_alias=True, exclude_none=True) for c in conditions]
+
+
+def admit(
+    info: KindInfo,
+    body: kopf.Body,
+    patch: kopf.Patch,
+    memo: kopf.Memo,
+    logger: logging.Logger | kopf.ObjectLogger,
+) -> BaseModel | None:
+    """Validate a resource and record ``Accepted`` in its status.
+
+    Args:
+        info: The resource kind.
+        body: The object as the API server sent it.
+        patch: kopf's patch, applied when the handler returns.
+        memo: The operator's shared state (its status store).
+        logger: The per-object logger.
+
+    Returns:
+        The validated model, or ``None`` when the resource is invalid.
+    """
+    metadata = dict(body.metadata)
+    document = {
+        "apiVersion": body.get("apiVersion"),
+        "kind": body.get("kind"),
+        "metadata": metadata,
+        "spec": dict(body.spec),
+    }
+    generation = metadata.get("generation")
+    status = dict(body.get("status") or {})
+    conditions = _conditions(status)
+    previous = find_condition(conditions, "Accepted")
+    now = utcnow()
+    try:
+        resource = info.model().model_validate(document)
+    except ValidationError as exc:
+        message = "; ".join(format_validation_error(exc))
+        conditions = set_condition(
+            conditions, "Accepted", "False", "InvalidSpec", message, now=now, observed_generation=generation
+        )
+        patch.status["conditions"] = dump_conditions(conditions)
+        patch.status["observedGeneration"] = generation
+        if not status.get("phase"):
+            patch.status["phase"] = "Pending"
+        kopf.warn(body, reason="InvalidSpec", message=message)
+        logger.warning("rejected %s/%s: %s", info.kind, metadata.get("name"), message)
+        _remember(memo, info, metadata, {**status, "phase": status.get("phase") or "Pending"})
+        return None
+    conditions = set_condition(
+        conditions,
+        "Accepted",
+        "True",
+        "Valid",
+        "The spec is valid.",
+        now=now,
+        observed_generation=generation,
+    )
+    patch.status["conditions"] = dump_conditions(conditions)
+    patch.status["observedGeneration"] = generation
+    phase = status.get("phase") or "Pending"
+    if not status.get("phase"):
+        patch.status["phase"] = phase
+    if previous is None or previous.status != "True":
+        kopf.info(body, reason="Accepted", message=f"{info.kind} accepted")
+    logger.info("accepted %s/%s (generation %s)", info.kind, metadata.get("name"), generation)
+    _remember(memo, info, metadata, {**status, "phase": phase})
+    return resource
+
+
+def forget(info: KindInfo, body: kopf.Body, memo: kopf.Memo, logger: logging.Logger | kopf.ObjectLogger) -> None:
+    """Drop a deleted resource from the metrics and log its removal."""
+    store: StatusStore | None = memo.get("status_store")
+    metadata = body.metadata
+    if store is not None:
+        store.forget(info.kind, str(metadata.get("namespace", "")), str(metadata.get("name", "")))
+    logger.info("%s/%s deleted; cleanup done", info.kind, metadata.get("name"))
+
+
+def is_accepted(body: kopf.Body) -> bool:
+    """Whether the resource's current generation was accepted."""
+    status = dict(body.get("status") or {})
+    condition = find_condition(_conditions(status), "Accepted")
+    return condition is not None and condition.status == "True"
+
+
+def _remember(memo: kopf.Memo, info: KindInfo, metadata: dict[str, Any], status: dict[str, Any]) -> None:
+    store: StatusStore | None = memo.get("status_store")
+    if store is not None:
+        store.update(info.kind, str(metadata.get("namespace", "")), str(metadata.get("name", "")), status)

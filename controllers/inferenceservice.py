@@ -1,0 +1,28 @@
+"""Handlers of the InferenceService resource: decorators only, each handing off to one service function."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import kopf
+
+from controllers import admission
+from mlscale import API_GROUP, API_VERSION
+from mlscale.kinds import KINDS
+
+INFO = KINDS["InferenceService"]
+
+
+@kopf.on.resume(API_GROUP, API_VERSION, "inferenceservices")
+@kopf.on.create(API_GROUP, API_VERSION, "inferenceservices")
+@kopf.on.update(API_GROUP, API_VERSION, "inferenceservices")
+def admit_inferenceservice(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, logger: logging.Logger, **_: Any) -> None:
+    """Validate the InferenceService and record whether it is accepted."""
+    admission.admit(INFO, body, patch, memo, logger)
+
+
+@kopf.on.delete(API_GROUP, API_VERSION, "inferenceservices")
+def delete_inferenceservice(body: kopf.Body, memo: kopf.Memo, logger: logging.Logger, **_: Any) -> None:
+    """Clean up after a deleted InferenceService (children go with their ownerReferences)."""
+    admission.forget(INFO, body, memo, logger)

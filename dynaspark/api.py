@@ -1,0 +1,169 @@
+"""The DeadlineJob resource: a Spark application that must finish by a deadline."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from mlscale.api import (
+    ApiModel,
+    Condition,
+    CpuQuantity,
+    Duration,
+    MemoryQuantity,
+    Resource,
+    StatusModel,
+)
+
+KIND = "DeadlineJob"
+PLURAL = "deadlinejobs"
+
+Phase = Literal["Pending", "Running", "Succeeded", "DeadlineMissed", "Failed"]
+
+
+class SparkApplication(ApiModel):
+    """The Spark application to run."""
+
+    type: Literal["Python", "Java", "Scala"] = "Python"
+    """Language of the application; ``Java`` and ``Scala`` need ``mainClass``."""
+    main_application_file: str = Field(min_length=1)
+    """Path or URL of the application: a ``.py`` file, or a jar. Locally a path relative to the YAML file."""
+    main_class: str | None = None
+    """Entry class of a jar application."""
+    arguments: list[str] = Field(default_factory=list)
+    """Command-line arguments passed to the application."""
+    image: str | None = None
+    """Container image with Spark and the application, used for the driver and executor pods in a cluster."""
+    spark_conf: dict[str, str] = Field(default_factory=dict)
+    """Extra Spark configuration (``spark.*`` keys); executor cores, instances and memory come from ``executors``."""
+
+    @model_validator(mode="after")
+    def _main_class_for_jvm(self) -> SparkApplication:
+        if self.type != "Python" and not self.main_class:
+            raise ValueError(f"mainClass is required when type is {self.type}: name the application's entry class")
+        return self
+
+
+class Executors(ApiModel):
+    """Executors and the CPU range the regulator may give each of them."""
+
+    instances: int = Field(default=2, ge=1, le=1000)
+    """Number of executors."""
+    cores_min: CpuQuantity = 0.1
+    """Fewest cores an executor is given (a CPU quantity, e.g. ``100m``)."""
+    cores_max: CpuQuantity = 1.0
+    """Most cores an executor is given; also its number of task slots (rounded up)."""
+    memory: MemoryQuantity = 1024**3
+    """Memory of each executor (e.g. ``1Gi``)."""
+
+    @model_validator(mode="after")
+    def _core_range(self) -> Executors:
+        if self.cores_min <= 0:
+            raise ValueError("coresMin must be above 0 (e.g. '100m')")
+        if self.cores_min > self.cores_max:
+            raise ValueError(
+                f"coresMin ({self.cores_min:g}) must not exceed coresMax ({self.cores_max:g}): raise coresMax or lower coresMin"
+            )
+        return self
+
+
+class Driver(ApiModel):
+    """Resources of the driver pod in a cluster."""
+
+    cores: CpuQuantity = 1.0
+    """CPU of the driver (e.g. ``1`` or ``500m``)."""
+    memory: MemoryQuantity = 1024**3
+    """Memory of the driver (e.g. ``1Gi``)."""
+
+
+class DeadlineControl(ApiModel):
+    """Settings of the deadline control law; the defaults suit most applications."""
+
+    period_seconds: float = Field(default=1.0, gt=0, le=60)
+    """Sampling period of the control loop in seconds."""
+    alpha: float = Field(default=0.95, gt=0, le=1)
+    """Share of the deadline the plan aims at: the application deadline is start + alpha·deadline."""
+    beta: float = Field(default=0.33, ge=0, le=1)
+    """Weight of the remaining stage count against the profiled remaining duration in per-stage deadlines."""
+    gain: float = Field(default=50.0, gt=0)
+    """Proportional gain K of each executor's PI regulator (cores per unit of progress error)."""
+    integral_time_seconds: float = Field(default=12.0, gt=0)
+    """Integral time Ti of each executor's PI regulator, in seconds."""
+
+
+class DeadlineJobSpec(ApiModel):
+    """What a DeadlineJob asks for."""
+
+    deadline: Duration
+    """Time from start by which the application must finish, e.g. ``10m`` or ``1h30m``."""
+    application: SparkApplication
+    """The Spark application."""
+    executors: Executors = Field(default_factory=Executors)
+    """Executors and their CPU range."""
+    driver: Driver = Field(default_factory=Driver)
+    """Driver resources (cluster only)."""
+    control: DeadlineControl = Field(default_factory=DeadlineControl)
+    """Control-law settings."""
+
+    @model_validator(mode="after")
+    def _positive_deadline(self) -> DeadlineJobSpec:
+        if self.deadline <= 0:
+            raise ValueError("deadline must be positive, e.g. '90s' or '10m'")
+        return self
+
+
+class ExecutorAllocation(StatusModel):
+    """What one executor was last given and how far it is."""
+
+    id: str
+    """Spark executor id."""
+    cores: float
+    """Cores allocated."""
+    progress: float = 0.0
+    """Completed share of the executor's tasks in the current stage (0..1)."""
+
+
+class DeadlineJobStatus(StatusModel):
+    """What the operator observed of a DeadlineJob."""
+
+    phase: Phase = "Pending"
+    """Pending, Running, Succeeded, DeadlineMissed or Failed."""
+    conditions: list[Condition] = Field(default_factory=list)
+    """Accepted, DeadlineAtRisk, Contended, ResizeUnsupported, ProfileMissing."""
+    observed_generation: int | None = None
+    """The generation of the spec the operator last acted on."""
+    start_time: dt.datetime | None = None
+    """When the application started."""
+    deadline_time: dt.datetime | None = None
+    """start + deadline."""
+    completion_time: dt.datetime | None = None
+    """When the application finished."""
+    progress: float | None = Field(default=None, ge=0, le=1)
+    """Completed share of the application's work (0..1)."""
+    stage: str | None = None
+    """The stage now running."""
+    allocated_cores: float | None = None
+    """Cores allocated to all executors now."""
+    executors: list[ExecutorAllocation] = Field(default_factory=list)
+    """Per-executor allocation."""
+    predicted_completion_time: dt.datetime | None = None
+    """When the application is predicted to finish at the current pace."""
+    slack_seconds: float | None = None
+    """Deadline minus predicted completion, in seconds (negative: predicted miss)."""
+    core_seconds: float | None = None
+    """Core-seconds allocated so far."""
+    profile: str | None = None
+    """Where the stage profile is stored (a ConfigMap name in a cluster, a file locally)."""
+    driver_pod: str | None = None
+    """Name of the driver pod."""
+    control_state: dict[str, Any] | None = None
+    """Serialised state of the control law, used to resume after an operator restart."""
+
+
+class DeadlineJob(Resource[DeadlineJobSpec, DeadlineJobStatus]):
+    """A Spark application that must finish by a deadline, with the fewest cores."""
+
+    kind: Literal["DeadlineJob"] = KIND
+    """``DeadlineJob``."""

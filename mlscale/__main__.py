@@ -1,0 +1,5 @@
+"""``python -m mlscale``."""
+
+from mlscale.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,267 @@
+"""API base models shared by the three resources.
+
+Every model is a :class:`ApiModel`: camelCase aliases, unknown fields rejected, and the
+docstring under each field kept as its description (it becomes the CRD schema and
+``kubectl explain``). Quantities and durations are annotated types whose Python value is
+a plain number (seconds, cores, bytes) and whose schema is Kubernetes' int-or-string.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any, Generic, Literal, TypeVar
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    WithJsonSchema,
+)
+from pydantic.alias_generators import to_camel
+
+from mlscale import API_GROUP_VERSION
+from mlscale.units import (
+    CPU_PATTERN,
+    DURATION_PATTERN,
+    MEMORY_PATTERN,
+    QuantityError,
+    parse_cpu,
+    parse_duration,
+    parse_memory,
+)
+
+
+class ApiModel(BaseModel):
+    """Base of every spec model: camelCase aliases, unknown fields rejected, docstrings kept."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        use_attribute_docstrings=True,
+        validate_assignment=False,
+    )
+
+
+class StatusModel(BaseModel):
+    """Base of every status model: like :class:`ApiModel` but tolerant of fields from other versions."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="ignore",
+        use_attribute_docstrings=True,
+    )
+
+
+def _int_or_string(value: Any, what: str, example: str) -> Any:
+    """Refuse what the API server's int-or-string schema would refuse (floats, booleans)."""
+    if isinstance(value, bool) or isinstance(value, float):
+        raise ValueError(f"{what} must be an integer or a quoted string such as {example}")
+    if not isinstance(value, int | str):
+        raise ValueError(f"{what} must be an integer or a string such as {example}")
+    return value
+
+
+def _duration(value: Any) -> float:
+    try:
+        return parse_duration(_int_or_string(value, "a duration", "'90s', '5m' or '1h30m'"))
+    except QuantityError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _cpu(value: Any) -> float:
+    try:
+        return parse_cpu(_int_or_string(value, "a CPU quantity", "'1.5' or '500m'"))
+    except QuantityError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _memory(value: Any) -> int:
+    try:
+        return parse_memory(_int_or_string(value, "a memory quantity", "'512Mi' or '1Gi'"))
+    except QuantityError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _int_or_string_schema(pattern: str, minimum: int, hint: str) -> dict[str, Any]:
+    return {
+        "x-kubernetes-int-or-string": True,
+        "anyOf": [{"type": "integer", "minimum": minimum}, {"type": "string", "pattern": pattern}],
+        "x-mlscale-hint": hint,
+    }
+
+
+Duration = Annotated[
+    float,
+    BeforeValidator(_duration),
+    WithJsonSchema(_int_or_string_schema(DURATION_PATTERN, 1, "seconds, or text such as 90s, 5m, 1h30m")),
+]
+"""A duration: integer seconds or text like ``90s``, ``5m``, ``1h30m``; the value is seconds."""
+
+CpuQuantity = Annotated[
+    float,
+    BeforeValidator(_cpu),
+    WithJsonSchema(_int_or_string_schema(CPU_PATTERN, 0, "cores such as '1.5' or 2, or millicores such as '500m'")),
+]
+"""A CPU quantity: ``"500m"``, ``"1.5"`` or an integer; the value is cores."""
+
+MemoryQuantity = Annotated[
+    int,
+    BeforeValidator(_memory),
+    WithJsonSchema(_int_or_string_schema(MEMORY_PATTERN, 0, "bytes, or text such as 512Mi, 1Gi")),
+]
+"""A memory quantity: ``"512Mi"``, ``"1Gi"`` or bytes; the value is bytes."""
+
+
+class ObjectMeta(BaseModel):
+    """The part of Kubernetes object metadata that mlscale reads; the rest is kept as is."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True, alias_generator=to_camel)
+
+    name: str = Field(min_length=1, max_length=253, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+    namespace: str | None = None
+    uid: str | None = None
+    generation: int | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+
+
+ConditionStatus = Literal["True", "False", "Unknown"]
+
+
+class Condition(StatusModel):
+    """One observation of the resource's state, as Kubernetes conventions define it."""
+
+    type: str
+    """Condition type, e.g. ``Accepted``, ``DeadlineAtRisk``, ``TargetAtRisk``, ``Contended``."""
+    status: ConditionStatus
+    """``True``, ``False`` or ``Unknown``."""
+    reason: str = ""
+    """One CamelCase word saying why."""
+    message: str = ""
+    """Human-readable details."""
+    last_transition_time: dt.datetime | None = None
+    """When the status last changed."""
+    observed_generation: int | None = None
+    """The ``metadata.generation`` this condition was set for."""
+
+
+def utcnow() -> dt.datetime:
+    """The current time in UTC, whole seconds (what Kubernetes timestamps carry)."""
+    return dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+
+
+def set_condition(
+    conditions: list[Condition],
+    type_: str,
+    status: ConditionStatus,
+    reason: str,
+    message: str,
+    *,
+    now: dt.datetime,
+    observed_generation: int | None = None,
+) -> list[Condition]:
+    """Return ``conditions`` with one condition set; its transition time moves only when its status does.
+
+    Args:
+        conditions: The current conditions (not modified).
+        type_: The condition type.
+        status: ``True``, ``False`` or ``Unknown``.
+        reason: CamelCase reason.
+        message: Human-readable message.
+        now: The time of this observation.
+        observed_generation: The generation the observation is about.
+
+    Returns:
+        A new list, ordered as before with a new type appended at the end.
+    """
+    result: list[Condition] = []
+    found = False
+    for cond in conditions:
+        if cond.type != type_:
+            result.append(cond)
+            continue
+        found = True
+        changed = cond.status != status
+        result.append(
+            Condition(
+                type=type_,
+                status=status,
+                reason=reason,
+                message=message,
+                last_transition_time=now if changed or cond.last_transition_time is None else cond.last_transition_time,
+                observed_generation=observed_generation,
+            )
+        )
+    if not found:
+        result.append(
+            Condition(
+                type=type_,
+                status=status,
+                reason=reason,
+                message=message,
+                last_transition_time=now,
+                observed_generation=observed_generation,
+            )
+        )
+    return result
+
+
+def find_condition(conditions: list[Condition], type_: str) -> Condition | None:
+    """Return the condition of that type, or ``None``."""
+    return next((c for c in conditions if c.type == type_), None)
+
+
+SpecT = TypeVar("SpecT", bound=ApiModel)
+StatusT = TypeVar("StatusT", bound=StatusModel)
+
+
+class Resource(BaseModel, Generic[SpecT, StatusT]):
+    """A whole custom resource: apiVersion, kind, metadata, spec and status."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, alias_generator=to_camel)
+
+    api_version: Literal["mlscale.dev/v1alpha1"] = API_GROUP_VERSION
+    """``mlscale.dev/v1alpha1``."""
+    kind: str
+    """The resource kind."""
+    metadata: ObjectMeta
+    """Standard object metadata."""
+    spec: SpecT
+    """What the user asks for."""
+    status: StatusT | None = None
+    """What the operator observed."""
+
+
+def format_validation_error(exc: ValidationError, prefix: str = "") -> list[str]:
+    """Turn a pydantic error into one line per problem, each naming the field path.
+
+    Args:
+        exc: The validation error.
+        prefix: Text put before each line (e.g. the file and the resource name).
+
+    Returns:
+        Lines like ``spec.executors.coresMin: must not exceed coresMax (got 4 > 2)``.
+    """
+    lines = []
+    for err in exc.errors(include_url=False):
+        path = ".".join(str(part) for part in err["loc"] if not _is_union_tag(part))
+        message = err["msg"]
+        if message.startswith("Value error, "):
+            message = message[len("Value error, ") :]
+        if err["type"] == "extra_forbidden":
+            message = "unknown field: remove it or check its spelling (fields are camelCase)"
+        elif err["type"] == "missing":
+            message = "required field is missing"
+        elif err["type"] == "literal_error":
+            message = f"{message} (got {err.get('input')!r})"
+        lines.append(f"{prefix}{path or '<root>'}: {message}")
+    return lines
+
+
+def _is_union_tag(part: Any) -> bool:
+    """Pydantic puts union member names and validator names into error paths; users don't want them."""
+    return isinstance(part, str) and (part.startswith("function-") or "[" in part)

@@ -1,0 +1,179 @@
+"""The InferenceService resource: model serving inside a latency SLO with the fewest cores."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from mlscale.api import ApiModel, Condition, CpuQuantity, MemoryQuantity, Resource, StatusModel
+
+KIND = "InferenceService"
+PLURAL = "inferenceservices"
+
+Phase = Literal["Pending", "Running", "Failed"]
+BUILDER_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_]*$"
+
+
+class ModelSource(ApiModel):
+    """The model to serve: a builder or a SavedModel, exactly one."""
+
+    name: str = Field(pattern=r"^[a-z0-9]([-a-z0-9_.]*[a-z0-9])?$", max_length=63)
+    """Name under which the model is served (``/v2/models/{name}``)."""
+    builder: str | None = Field(default=None, pattern=BUILDER_PATTERN)
+    """``module:function`` returning a Keras model (e.g. ``examples.roma.models:small_cnn``)."""
+    uri: str | None = None
+    """Path of a TensorFlow SavedModel directory."""
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ModelSource:
+        if (self.builder is None) == (self.uri is None):
+            raise ValueError("set exactly one of builder (module:function) or uri (SavedModel path)")
+        return self
+
+
+class Slo(ApiModel):
+    """The latency promise."""
+
+    latency_ms: float = Field(gt=0, le=600000)
+    """Response-time bound in milliseconds."""
+    percentile: float = Field(default=95.0, gt=0, lt=100)
+    """Percentile of response times that must stay within the bound, in (0, 100)."""
+
+
+class Replicas(ApiModel):
+    """Range of CPU replicas."""
+
+    min: int = Field(default=1, ge=1, le=1000)
+    """Fewest replicas."""
+    max: int = Field(default=4, ge=1, le=1000)
+    """Most replicas."""
+
+    @model_validator(mode="after")
+    def _range(self) -> Replicas:
+        if self.min > self.max:
+            raise ValueError(f"min ({self.min}) must not exceed max ({self.max})")
+        return self
+
+
+class CpuRange(ApiModel):
+    """CPU range of each replica."""
+
+    cores_min: CpuQuantity = 0.2
+    """Fewest cores a replica is given (e.g. ``200m``)."""
+    cores_max: CpuQuantity = 2.0
+    """Most cores a replica is given."""
+
+    @model_validator(mode="after")
+    def _range(self) -> CpuRange:
+        if self.cores_min <= 0:
+            raise ValueError("coresMin must be above 0 (e.g. '100m')")
+        if self.cores_min > self.cores_max:
+            raise ValueError(
+                f"coresMin ({self.cores_min:g}) must not exceed coresMax ({self.cores_max:g}): raise coresMax or lower coresMin"
+            )
+        return self
+
+
+class Gpu(ApiModel):
+    """GPU replicas that share the load."""
+
+    count: int = Field(default=0, ge=0, le=64)
+    """Number of GPU replicas (0: CPU only)."""
+    resource_name: str = "nvidia.com/gpu"
+    """Extended resource a GPU replica requests."""
+    alpha: float = Field(default=0.2, ge=0, lt=1)
+    """Margin of the dispatcher: a model needs the GPU once its response time reaches (1 − alpha)·SLO."""
+
+
+class Batching(ApiModel):
+    """Dynamic batching in each model server."""
+
+    max_batch_size: int = Field(default=8, ge=1, le=4096)
+    """Most requests merged into one batch."""
+    max_delay_ms: float = Field(default=5.0, ge=0, le=10000)
+    """Longest a request waits for others to fill a batch, in milliseconds."""
+
+
+class ServiceControl(ApiModel):
+    """Settings of the latency regulator; the defaults suit most models."""
+
+    period_seconds: float = Field(default=2.0, gt=0, le=300)
+    """Sampling period of the control loop in seconds."""
+    integral_gain: float = Field(default=0.21, gt=0)
+    """Integral gain b of each replica's speed regulator."""
+    proportional_gain: float = Field(default=0.17, ge=0)
+    """Proportional gain d of each replica's speed regulator."""
+    scale_down_window_seconds: float = Field(default=30.0, gt=0)
+    """How long every replica must sit low before one is removed."""
+
+
+class InferenceServiceSpec(ApiModel):
+    """What an InferenceService asks for."""
+
+    model: ModelSource
+    """The model to serve."""
+    slo: Slo
+    """The latency promise."""
+    replicas: Replicas = Field(default_factory=Replicas)
+    """Range of CPU replicas."""
+    cpu: CpuRange = Field(default_factory=CpuRange)
+    """CPU range of each replica."""
+    memory: MemoryQuantity = 1024**3
+    """Memory of each replica (e.g. ``1Gi``)."""
+    gpu: Gpu = Field(default_factory=Gpu)
+    """GPU replicas."""
+    batching: Batching = Field(default_factory=Batching)
+    """Dynamic batching."""
+    control: ServiceControl = Field(default_factory=ServiceControl)
+    """Regulator settings."""
+    image: str | None = None
+    """Container image of the model server and router in a cluster."""
+
+
+class ReplicaAllocation(StatusModel):
+    """What one replica was last given."""
+
+    name: str
+    """Replica (pod or process) name."""
+    cores: float
+    """Cores allocated."""
+    accelerator: bool = False
+    """Whether the replica is a GPU replica."""
+
+
+class InferenceServiceStatus(StatusModel):
+    """What the operator observed of an InferenceService."""
+
+    phase: Phase = "Pending"
+    """Pending, Running or Failed."""
+    conditions: list[Condition] = Field(default_factory=list)
+    """Accepted, SloMet, Contended, ResizeUnsupported."""
+    observed_generation: int | None = None
+    """The generation of the spec the operator last acted on."""
+    start_time: dt.datetime | None = None
+    """When serving started."""
+    latency_ms: float | None = None
+    """Response time at the SLO percentile over the last window."""
+    requests_per_second: float | None = None
+    """Offered load over the last window."""
+    slo_violation_ratio: float | None = Field(default=None, ge=0, le=1)
+    """Share of requests over the SLO latency in the last window."""
+    replicas: int | None = None
+    """CPU replicas now."""
+    cores: float | None = None
+    """Cores allocated to all CPU replicas now."""
+    allocations: list[ReplicaAllocation] = Field(default_factory=list)
+    """Per-replica allocation."""
+    gpu_share: float | None = Field(default=None, ge=0, le=1)
+    """Share of requests served by GPU replicas in the last window."""
+    control_state: dict[str, Any] | None = None
+    """Serialised state of the regulators, used to resume."""
+
+
+class InferenceService(Resource[InferenceServiceSpec, InferenceServiceStatus]):
+    """Interactive model serving that keeps a latency SLO with the fewest cores."""
+
+    kind: Literal["InferenceService"] = KIND
+    """``InferenceService``."""

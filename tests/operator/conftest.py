@@ -1,0 +1,56 @@
+"""Fixtures: the kmock Kubernetes emulator with our CRDs, a kubeconfig for it, a running operator."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import kmock
+import pytest
+import yaml
+
+from tests.operator.harness import NAMESPACE, Cluster, RunningOperator, register_crds, start_operator
+
+
+@pytest.fixture()
+async def emulator() -> AsyncIterator[kmock.KubernetesEmulator]:
+    async with kmock.KubernetesEmulator() as handler, kmock.Server(handler):
+        handler.resources.load_bundled()
+        register_crds(handler)
+        yield handler
+
+
+@pytest.fixture()
+def kubeconfig(emulator: kmock.KubernetesEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "kmock", "cluster": {"server": str(emulator.url).rstrip("/")}}],
+        "users": [{"name": "tester", "user": {"token": "test-token"}}],
+        "contexts": [{"name": "kmock", "context": {"cluster": "kmock", "user": "tester", "namespace": NAMESPACE}}],
+        "current-context": "kmock",
+    }
+    path = tmp_path / "kubeconfig"
+    path.write_text(yaml.safe_dump(config))
+    monkeypatch.setenv("KUBECONFIG", str(path))
+    monkeypatch.setenv("MLSCALE_METRICS_PORT", "0")
+    monkeypatch.setenv("MLSCALE_HEALTH_PORT", "0")
+    monkeypatch.setenv("MLSCALE_BIND_ADDRESS", "127.0.0.1")
+    monkeypatch.setenv("MLSCALE_WATCH_SERVER_TIMEOUT", "30")
+    return path
+
+
+@pytest.fixture()
+async def operator(kubeconfig: Path) -> AsyncIterator[RunningOperator]:
+    running = await start_operator()
+    try:
+        yield running
+    finally:
+        await running.stop()
+
+
+@pytest.fixture()
+def cluster(emulator: kmock.KubernetesEmulator) -> Cluster:
+    return Cluster(emulator)
+
+
