@@ -7,7 +7,6 @@ Warning Event, and is not acted on. A valid one gets ``Accepted=True``, ``phase:
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import kopf
@@ -32,7 +31,7 @@ def admit(
     body: kopf.Body,
     patch: kopf.Patch,
     memo: kopf.Memo,
-    logger: logging.Logger | kopf.ObjectLogger,
+    logger: kopf.Logger,
 ) -> BaseModel | None:
     """Validate a resource and record ``Accepted`` in its status.
 
@@ -94,7 +93,7 @@ def admit(
     return resource
 
 
-def forget(info: KindInfo, body: kopf.Body, memo: kopf.Memo, logger: logging.Logger | kopf.ObjectLogger) -> None:
+def forget(info: KindInfo, body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger) -> None:
     """Drop a deleted resource from the metrics and log its removal."""
     store: StatusStore | None = memo.get("status_store")
     metadata = body.metadata

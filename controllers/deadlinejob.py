@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import kopf
@@ -17,12 +16,12 @@ INFO = KINDS["DeadlineJob"]
 @kopf.on.resume(API_GROUP, API_VERSION, "deadlinejobs")
 @kopf.on.create(API_GROUP, API_VERSION, "deadlinejobs")
 @kopf.on.update(API_GROUP, API_VERSION, "deadlinejobs")
-def admit_deadlinejob(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, logger: logging.Logger, **_: Any) -> None:
+def admit_deadlinejob(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
     """Validate the DeadlineJob and record whether it is accepted."""
     admission.admit(INFO, body, patch, memo, logger)
 
 
 @kopf.on.delete(API_GROUP, API_VERSION, "deadlinejobs")
-def delete_deadlinejob(body: kopf.Body, memo: kopf.Memo, logger: logging.Logger, **_: Any) -> None:
+def delete_deadlinejob(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
     """Clean up after a deleted DeadlineJob (children go with their ownerReferences)."""
     admission.forget(INFO, body, memo, logger)

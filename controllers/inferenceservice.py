@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import kopf
@@ -17,12 +16,12 @@ INFO = KINDS["InferenceService"]
 @kopf.on.resume(API_GROUP, API_VERSION, "inferenceservices")
 @kopf.on.create(API_GROUP, API_VERSION, "inferenceservices")
 @kopf.on.update(API_GROUP, API_VERSION, "inferenceservices")
-def admit_inferenceservice(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, logger: logging.Logger, **_: Any) -> None:
+def admit_inferenceservice(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
     """Validate the InferenceService and record whether it is accepted."""
     admission.admit(INFO, body, patch, memo, logger)
 
 
 @kopf.on.delete(API_GROUP, API_VERSION, "inferenceservices")
-def delete_inferenceservice(body: kopf.Body, memo: kopf.Memo, logger: logging.Logger, **_: Any) -> None:
+def delete_inferenceservice(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
     """Clean up after a deleted InferenceService (children go with their ownerReferences)."""
     admission.forget(INFO, body, memo, logger)

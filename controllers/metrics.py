@@ -67,12 +67,10 @@ class StatusCollector(Collector):
             counts.add_metric([kind, phase], count)
         yield counts
         for kind, exported in _EXPORTED.items():
-            for suffix, (key, help_text) in exported.items():
-                family = GaugeMetricFamily(
-                    f"mlscale_{kind.lower()}_{suffix}", help_text, labels=["namespace", "name"]
-                )
+            for suffix, (status_key, help_text) in exported.items():
+                family = GaugeMetricFamily(f"mlscale_{kind.lower()}_{suffix}", help_text, labels=["namespace", "name"])
                 for (k, namespace, name), status in sorted(self._store.statuses.items()):
-                    value = status.get(key)
+                    value = status.get(status_key)
                     if k == kind and isinstance(value, int | float) and not isinstance(value, bool):
                         family.add_metric([namespace, name], float(value))
                 yield family

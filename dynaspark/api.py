@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from pydantic import Field, model_validator
 
@@ -17,7 +17,7 @@ from mlscale.api import (
     StatusModel,
 )
 
-KIND = "DeadlineJob"
+KIND: Final = "DeadlineJob"
 PLURAL = "deadlinejobs"
 
 Phase = Literal["Pending", "Running", "Succeeded", "DeadlineMissed", "Failed"]
@@ -64,7 +64,8 @@ class Executors(ApiModel):
             raise ValueError("coresMin must be above 0 (e.g. '100m')")
         if self.cores_min > self.cores_max:
             raise ValueError(
-                f"coresMin ({self.cores_min:g}) must not exceed coresMax ({self.cores_max:g}): raise coresMax or lower coresMin"
+                f"coresMin ({self.cores_min:g}) must not exceed coresMax ({self.cores_max:g}): "
+                "raise coresMax or lower coresMin"
             )
         return self
 

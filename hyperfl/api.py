@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from pydantic import Field, model_validator
 
 from mlscale.api import ApiModel, Condition, CpuQuantity, Duration, MemoryQuantity, Resource, StatusModel
 
-KIND = "FederatedTraining"
+KIND: Final = "FederatedTraining"
 PLURAL = "federatedtrainings"
 HISTORY_LIMIT = 50
 
@@ -21,7 +21,10 @@ class ModelSource(ApiModel):
     """Where the global model comes from."""
 
     builder: str = Field(pattern=BUILDER_PATTERN)
-    """``module:function`` returning a Keras model for the dataset's features (e.g. ``examples.hyperfl.models:digits_mlp``)."""
+    """``module:function`` returning a Keras model for the dataset's features.
+
+    For example ``examples.hyperfl.models:digits_mlp``.
+    """
 
 
 class Partition(ApiModel):

@@ -7,6 +7,8 @@ and the ``mlscale`` command line. It imports no engine; the CLI loads engines la
 
 __version__ = "0.1.0"
 
-API_GROUP = "mlscale.dev"
-API_VERSION = "v1alpha1"
-API_GROUP_VERSION = f"{API_GROUP}/{API_VERSION}"
+from typing import Final
+
+API_GROUP: Final = "mlscale.dev"
+API_VERSION: Final = "v1alpha1"
+API_GROUP_VERSION: Final = "mlscale.dev/v1alpha1"

@@ -58,7 +58,7 @@ class StatusModel(BaseModel):
 
 def _int_or_string(value: Any, what: str, example: str) -> Any:
     """Refuse what the API server's int-or-string schema would refuse (floats, booleans)."""
-    if isinstance(value, bool) or isinstance(value, float):
+    if isinstance(value, bool | float):
         raise ValueError(f"{what} must be an integer or a quoted string such as {example}")
     if not isinstance(value, int | str):
         raise ValueError(f"{what} must be an integer or a string such as {example}")
@@ -151,7 +151,7 @@ class Condition(StatusModel):
 
 def utcnow() -> dt.datetime:
     """The current time in UTC, whole seconds (what Kubernetes timestamps carry)."""
-    return dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    return dt.datetime.now(dt.UTC).replace(microsecond=0)
 
 
 def set_condition(

@@ -55,7 +55,7 @@ def _own_path(controller: str, proc_cgroup: Path) -> str:
 def _detect(mounts_file: Path = Path("/proc/mounts"), proc_cgroup: Path = Path("/proc/self/cgroup")) -> _Hierarchy:
     reasons = []
     mounts = _mounts(mounts_file)
-    for fstype, mountpoint, options in mounts:
+    for fstype, mountpoint, _options in mounts:
         if fstype != "cgroup2":
             continue
         controllers = Path(mountpoint, "cgroup.controllers")
@@ -155,7 +155,7 @@ class CpuCgroup:
         else:
             if cores <= 0:
                 raise ValueError(f"cores must be positive, got {cores}")
-            quota = max(MIN_QUOTA_US, int(round(cores * PERIOD_US)))
+            quota = max(MIN_QUOTA_US, round(cores * PERIOD_US))
         if self._h.version == 2:
             text = f"{'max' if quota < 0 else quota} {PERIOD_US}"
             (self.path / "cpu.max").write_text(text)

@@ -1,11 +1,11 @@
 """The ``mlscale`` command line.
 
-    mlscale run FILE.yaml [--report DIR]      run a resource on this machine
-    mlscale validate FILE.yaml...             validate resources offline
-    mlscale explain FILE.yaml...              what a resource asks for, field by field
-    mlscale crds [--check]                    generate (or check) crds/ and the chart's copy
-    mlscale operator [KOPF OPTIONS]           start the operator (kopf run -m controllers)
-    mlscale load URL --trace TRACE            drive an inference endpoint with a load trace
+mlscale run FILE.yaml [--report DIR]      run a resource on this machine
+mlscale validate FILE.yaml...             validate resources offline
+mlscale explain FILE.yaml...              what a resource asks for, field by field
+mlscale crds [--check]                    generate (or check) crds/ and the chart's copy
+mlscale operator [KOPF OPTIONS]           start the operator (kopf run -m controllers)
+mlscale load URL --trace TRACE            drive an inference endpoint with a load trace
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from mlscale import __version__
 from mlscale.local import LocalRunOptions
@@ -52,7 +53,8 @@ def _cmd_explain(args: argparse.Namespace) -> int:
             model = type(item.resource)
             print(f"{file}: {item.info.kind}/{item.name} (engine {item.info.engine})")
             print("  " + " ".join((model.__doc__ or "").split()))
-            for line in explain_lines(getattr(item.resource, "spec"), prefix="spec."):
+            resource: Any = item.resource
+            for line in explain_lines(resource.spec, prefix="spec."):
                 print(f"  {line}")
     return status
 
@@ -96,7 +98,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         except ModuleNotFoundError as exc:
             print(f"{path}: the {item.info.engine} engine cannot run here: {exc}", file=sys.stderr)
             return 2
-        run_local: Callable[[object, LocalRunOptions], int] = getattr(module, "run_local")
+        run_local: Callable[[object, LocalRunOptions], int] = module.run_local
         status = max(status, run_local(item.resource, options))
     return status
 
@@ -115,13 +117,15 @@ def _cmd_load(args: argparse.Namespace, rest: list[str]) -> int:
     except ModuleNotFoundError as exc:
         print(f"the load generator is not available: {exc}", file=sys.stderr)
         return 2
-    main: Callable[[list[str]], int] = getattr(module, "main")
+    main: Callable[[list[str]], int] = module.main
     return main(rest)
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``mlscale``."""
-    parser = argparse.ArgumentParser(prog="mlscale", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="mlscale", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--version", action="version", version=f"mlscale {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -130,7 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--report", help="report directory (default: reports/<kind>-<name>)")
     run.add_argument("--load", help="InferenceService: load trace, e.g. 'step:5:20@30' or a CSV file")
     run.add_argument("--duration", type=float, help="InferenceService: seconds of load")
-    run.add_argument("--uncontrolled", action="store_true", help="run without cgroup limits where cgroups are not writable")
+    run.add_argument(
+        "--uncontrolled", action="store_true", help="run without cgroup limits where cgroups are not writable"
+    )
     run.add_argument("--quiet", action="store_true", help="no live progress line")
     run.set_defaults(func=_cmd_run)
 
@@ -151,7 +157,9 @@ def build_parser() -> argparse.ArgumentParser:
     operator.add_argument("kopf_args", nargs=argparse.REMAINDER, help="options passed to kopf run")
     operator.set_defaults(func=_cmd_operator)
 
-    sub.add_parser("load", help="drive an inference endpoint with a load trace (see mlscale load --help)", add_help=False)
+    sub.add_parser(
+        "load", help="drive an inference endpoint with a load trace (see mlscale load --help)", add_help=False
+    )
     return parser
 
 

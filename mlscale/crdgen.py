@@ -70,9 +70,9 @@ class _Converter:
         hint = schema.get("x-mlscale-hint")
         if hint:
             description = f"{description} Accepts {hint}.".strip()
-        if "default" in schema and schema["default"] is not None and schema["default"] != [] and schema["default"] != {}:
-            if not isinstance(schema["default"], dict):
-                description = f"{description} Default: {_format_default(schema, schema['default'])}.".strip()
+        default = schema.get("default")
+        if default is not None and default != [] and not isinstance(default, dict):
+            description = f"{description} Default: {_format_default(schema, default)}.".strip()
         if description:
             out["description"] = " ".join(description.replace("``", "`").split())
         for key, value in schema.items():
@@ -212,7 +212,12 @@ def render(info: KindInfo) -> str:
 def render_chart(info: KindInfo) -> str:
     """The chart's copy of one CRD, installed only when ``crds.install`` is true."""
     body = yaml.safe_dump(crd(info), sort_keys=False, width=120)
-    return HEADER.replace("# ", "{{- /* ", 1).rstrip("\n") + " */}}\n{{- if .Values.crds.install }}\n" + body + "{{- end }}\n"
+    return (
+        HEADER.replace("# ", "{{- /* ", 1).rstrip("\n")
+        + " */}}\n{{- if .Values.crds.install }}\n"
+        + body
+        + "{{- end }}\n"
+    )
 
 
 def expected_files(root: Path) -> dict[Path, str]:

@@ -31,7 +31,7 @@ def explain_lines(model: BaseModel, prefix: str = "") -> Iterator[str]:
         if isinstance(value, BaseModel):
             yield from explain_lines(value, prefix=f"{path}.")
             continue
-        if value is None or value == [] or value == {}:
+        if value is None or value in ([], {}):
             continue
         meaning = " ".join((field.description or "").replace("``", "`").split())
         yield f"{path} = {_show(name, value)}" + (f"   # {meaning}" if meaning else "")

@@ -25,7 +25,8 @@ class LoadedResource:
     @property
     def name(self) -> str:
         """``metadata.name``."""
-        return str(getattr(getattr(self.resource, "metadata"), "name"))
+        resource: Any = self.resource
+        return str(resource.metadata.name)
 
 
 class ResourceFileError(ValueError):

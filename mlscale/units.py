@@ -70,7 +70,7 @@ def format_duration(seconds: float) -> str:
         return "-" + format_duration(-seconds)
     if seconds < 60 and seconds != int(seconds):
         return f"{seconds:.3g}s"
-    total = int(round(seconds))
+    total = round(seconds)
     hours, rest = divmod(total, 3600)
     minutes, secs = divmod(rest, 60)
     parts = [f"{hours}h" if hours else "", f"{minutes}m" if minutes else "", f"{secs}s" if secs else ""]
@@ -105,7 +105,7 @@ def parse_cpu(value: str | int | float) -> float:
 
 def format_cpu(cores: float) -> str:
     """Format cores as a Kubernetes quantity in millicores (``1.5`` → ``"1500m"``, ``2`` → ``"2"``)."""
-    millis = int(round(cores * 1000))
+    millis = round(cores * 1000)
     if millis % 1000 == 0:
         return str(millis // 1000)
     return f"{millis}m"

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from pydantic import Field, model_validator
 
 from mlscale.api import ApiModel, Condition, CpuQuantity, MemoryQuantity, Resource, StatusModel
 
-KIND = "InferenceService"
+KIND: Final = "InferenceService"
 PLURAL = "inferenceservices"
 
 Phase = Literal["Pending", "Running", "Failed"]
@@ -71,7 +71,8 @@ class CpuRange(ApiModel):
             raise ValueError("coresMin must be above 0 (e.g. '100m')")
         if self.cores_min > self.cores_max:
             raise ValueError(
-                f"coresMin ({self.cores_min:g}) must not exceed coresMax ({self.cores_max:g}): raise coresMax or lower coresMin"
+                f"coresMin ({self.cores_min:g}) must not exceed coresMax ({self.cores_max:g}): "
+                "raise coresMax or lower coresMin"
             )
         return self
 

@@ -1,0 +1,147 @@
+"""Validation a user meets: every bad field is named with what is allowed."""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from dynaspark.api import DeadlineJob
+from hyperfl.api import FederatedTraining
+from mlscale.api import find_condition, format_validation_error, set_condition
+from roma.api import InferenceService
+
+JOB: dict[str, Any] = {
+    "apiVersion": "mlscale.dev/v1alpha1",
+    "kind": "DeadlineJob",
+    "metadata": {"name": "sort"},
+    "spec": {"deadline": "2m", "application": {"mainApplicationFile": "sort.py"}},
+}
+FL: dict[str, Any] = {
+    "apiVersion": "mlscale.dev/v1alpha1",
+    "kind": "FederatedTraining",
+    "metadata": {"name": "digits"},
+    "spec": {"model": {"builder": "pkg.mod:fn"}, "target": {"value": 0.9}},
+}
+SVC: dict[str, Any] = {
+    "apiVersion": "mlscale.dev/v1alpha1",
+    "kind": "InferenceService",
+    "metadata": {"name": "cnn"},
+    "spec": {"model": {"name": "cnn", "builder": "pkg.mod:fn"}, "slo": {"latencyMs": 50}},
+}
+
+
+def errors(model: Any, doc: dict[str, Any]) -> list[str]:
+    with pytest.raises(ValidationError) as info:
+        model.model_validate(doc)
+    return format_validation_error(info.value)
+
+
+def with_spec(doc: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    doc = copy.deepcopy(doc)
+    doc["spec"].update(changes)
+    return doc
+
+
+def test_defaults_fill_a_minimal_deadline_job() -> None:
+    job = DeadlineJob.model_validate(JOB)
+    assert job.spec.deadline == 120
+    assert job.spec.executors.instances == 2
+    assert job.spec.control.alpha == pytest.approx(0.95)
+    assert job.spec.executors.memory == 2**30
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"deadline": "0s"}, "spec: deadline must be positive"),
+        ({"deadline": "soon"}, "spec.deadline: 'soon' is not a duration"),
+        ({"deadline": 1.5}, "spec.deadline: a duration must be an integer or a quoted string"),
+        (
+            {"executors": {"coresMin": "2", "coresMax": "1"}},
+            "spec.executors: coresMin (2) must not exceed coresMax (1)",
+        ),
+        ({"executors": {"coresMax": "lots"}}, "spec.executors.coresMax: 'lots' is not a CPU quantity"),
+        ({"executors": {"instances": 0}}, "spec.executors.instances: Input should be greater than or equal to 1"),
+        ({"control": {"periodSeconds": 0}}, "spec.control.periodSeconds: Input should be greater than 0"),
+        ({"application": {"mainApplicationFile": "a.jar", "type": "Java"}}, "mainClass is required"),
+        ({"executor": {}}, "spec.executor: unknown field"),
+    ],
+)
+def test_deadline_job_errors_name_the_field(change: dict[str, Any], expected: str) -> None:
+    lines = errors(DeadlineJob, with_spec(JOB, **change))
+    assert any(expected in line for line in lines), lines
+
+
+def test_missing_required_field_is_named() -> None:
+    doc = copy.deepcopy(JOB)
+    del doc["spec"]["deadline"]
+    assert errors(DeadlineJob, doc) == ["spec.deadline: required field is missing"]
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"target": {"value": 1.2}}, "spec.target: value must be in (0, 1] for accuracy"),
+        ({"target": {"value": 0}}, "spec.target: value must be in (0, 1]"),
+        ({"data": {"partition": {"type": "skewed"}}}, "spec.data.partition.type: Input should be 'iid' or 'dirichlet'"),
+        (
+            {"training": {"localEpochs": {"min": 4, "max": 2}}},
+            "spec.training.localEpochs: min (4) must not exceed max (2)",
+        ),
+        (
+            {"rounds": {"clientsPerRound": 20}, "data": {"clients": 10}},
+            "spec: rounds.clientsPerRound (20) must not exceed data.clients (10)",
+        ),
+        ({"model": {"builder": "not a builder"}}, "spec.model.builder: String should match pattern"),
+    ],
+)
+def test_federated_training_errors_name_the_field(change: dict[str, Any], expected: str) -> None:
+    lines = errors(FederatedTraining, with_spec(FL, **change))
+    assert any(expected in line for line in lines), lines
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"slo": {"latencyMs": 50, "percentile": 100}}, "spec.slo.percentile: Input should be less than 100"),
+        ({"slo": {"latencyMs": -1}}, "spec.slo.latencyMs: Input should be greater than 0"),
+        ({"replicas": {"min": 3, "max": 2}}, "spec.replicas: min (3) must not exceed max (2)"),
+        ({"cpu": {"coresMin": "3", "coresMax": "2"}}, "spec.cpu: coresMin (3) must not exceed coresMax (2)"),
+        ({"model": {"name": "cnn"}}, "spec.model: set exactly one of builder"),
+        ({"model": {"name": "cnn", "builder": "a:b", "uri": "/m"}}, "spec.model: set exactly one of builder"),
+    ],
+)
+def test_inference_service_errors_name_the_field(change: dict[str, Any], expected: str) -> None:
+    lines = errors(InferenceService, with_spec(SVC, **change))
+    assert any(expected in line for line in lines), lines
+
+
+def test_cpu_quantities_accept_kubernetes_forms() -> None:
+    svc = InferenceService.model_validate(with_spec(SVC, cpu={"coresMin": "250m", "coresMax": 2}))
+    assert (svc.spec.cpu.cores_min, svc.spec.cpu.cores_max) == (0.25, 2.0)
+
+
+def test_wrong_kind_or_api_version_is_refused() -> None:
+    doc = copy.deepcopy(JOB)
+    doc["apiVersion"] = "mlscale.dev/v1"
+    assert any(line.startswith("apiVersion:") for line in errors(DeadlineJob, doc))
+
+
+def test_condition_transition_time_moves_only_with_status() -> None:
+    t0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    t1 = t0 + dt.timedelta(minutes=1)
+    conds = set_condition([], "Accepted", "True", "Valid", "ok", now=t0)
+    conds = set_condition(conds, "Accepted", "True", "Valid", "still ok", now=t1)
+    cond = find_condition(conds, "Accepted")
+    assert cond is not None
+    assert cond.last_transition_time == t0
+    assert cond.message == "still ok"
+    conds = set_condition(conds, "Accepted", "False", "InvalidSpec", "bad", now=t1)
+    cond = find_condition(conds, "Accepted")
+    assert cond is not None
+    assert cond.last_transition_time == t1
+    assert len(conds) == 1

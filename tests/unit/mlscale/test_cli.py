@@ -1,0 +1,112 @@
+"""The mlscale command line as a user runs it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.unit.mlscale.crdschema import ROOT
+
+BAD = """\
+apiVersion: mlscale.dev/v1alpha1
+kind: DeadlineJob
+metadata: {name: bad}
+spec:
+  deadline: soon
+  application: {mainApplicationFile: app.py}
+  executors: {coresMin: "2", coresMax: "1", cores: 3}
+---
+apiVersion: mlscale.dev/v1alpha1
+kind: InferenceService
+metadata: {name: also-bad}
+spec:
+  model: {name: m, builder: "a:b"}
+  slo: {latencyMs: 10, percentile: 100}
+"""
+
+GOOD = """\
+apiVersion: mlscale.dev/v1alpha1
+kind: DeadlineJob
+metadata: {name: good}
+spec:
+  deadline: 10m
+  application: {mainApplicationFile: app.py}
+  executors: {instances: 2, coresMin: 250m, coresMax: "1"}
+"""
+
+
+def mlscale(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "mlscale", *args], capture_output=True, text=True, cwd=ROOT, timeout=60, check=False
+    )
+
+
+def test_validate_accepts_valid_files(tmp_path: Path) -> None:
+    good = tmp_path / "good.yaml"
+    good.write_text(GOOD)
+    result = mlscale("validate", str(good))
+    assert result.returncode == 0, result.stderr
+    assert "DeadlineJob/good: valid" in result.stdout
+
+
+def test_validate_reports_one_line_per_error_with_field_path(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(BAD)
+    result = mlscale("validate", str(bad))
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert f"{bad}: DeadlineJob/bad: spec.deadline: 'soon' is not a duration" in lines[0]
+    assert any("spec.executors.cores: unknown field" in line for line in lines)
+    assert any(
+        "InferenceService/also-bad: spec.slo.percentile: Input should be less than 100" in line for line in lines
+    )
+    assert len(lines) == 3
+
+
+def test_validate_refuses_foreign_kinds(tmp_path: Path) -> None:
+    other = tmp_path / "pod.yaml"
+    other.write_text("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\n")
+    result = mlscale("validate", str(other))
+    assert result.returncode == 1
+    assert "apiVersion: expected 'mlscale.dev/v1alpha1'" in result.stderr
+
+
+def test_validate_reports_unreadable_yaml(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("spec: [unclosed\n")
+    result = mlscale("validate", str(broken))
+    assert result.returncode == 1
+    assert "not valid YAML" in result.stderr
+
+
+def test_explain_lists_fields_with_their_meaning(tmp_path: Path) -> None:
+    good = tmp_path / "good.yaml"
+    good.write_text(GOOD)
+    result = mlscale("explain", str(good))
+    assert result.returncode == 0, result.stderr
+    assert "spec.deadline = 10m (600 s)" in result.stdout
+    assert "spec.executors.coresMin = 250m (0.25 cores)" in result.stdout
+    assert "Fewest cores an executor is given" in result.stdout
+
+
+def test_crds_check_passes_on_the_committed_tree() -> None:
+    result = mlscale("crds", "--check")
+    assert result.returncode == 0, result.stderr
+
+
+def test_crds_check_fails_on_drift(tmp_path: Path) -> None:
+    result = mlscale("crds", "--root", str(tmp_path))
+    assert result.returncode == 0
+    crd = tmp_path / "crds" / "mlscale.dev_deadlinejobs.yaml"
+    crd.write_text(crd.read_text().replace("shortNames", "shortnames"))
+    result = mlscale("crds", "--check", "--root", str(tmp_path))
+    assert result.returncode == 1
+    assert "mlscale.dev_deadlinejobs.yaml: differs from the models" in result.stderr
+
+
+@pytest.mark.parametrize("command", ["run", "validate", "explain", "crds", "operator", "load"])
+def test_help_lists_every_command(command: str) -> None:
+    assert command in mlscale("--help").stdout
