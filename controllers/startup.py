@@ -29,11 +29,11 @@ def configure(settings: kopf.OperatorSettings) -> None:
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix=ANNOTATION_PREFIX, key="last-handled-configuration"
     )
-    # Peering keeps two operator replicas from acting on the same resources; one replica needs none.
+    # Peering makes an operator pause while another one with a higher priority runs (e.g. during a
+    # rollout or a debugging session); the chart runs one replica and enables it on request.
     peering = os.environ.get("MLSCALE_PEERING", "")
     settings.peering.standalone = peering == ""
     settings.peering.name = peering or "mlscale"
-    settings.peering.clusterwide = True
     settings.peering.mandatory = peering != ""
     settings.watching.server_timeout = _env_int("MLSCALE_WATCH_SERVER_TIMEOUT", 300)
     settings.watching.client_timeout = settings.watching.server_timeout + 30

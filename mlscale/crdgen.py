@@ -220,9 +220,15 @@ def render_chart(info: KindInfo) -> str:
     )
 
 
+def render_kustomization() -> str:
+    """``crds/kustomization.yaml``: lets the kustomize base ``operator/`` take the CRDs from ``../crds``."""
+    resources = "".join(f"  - {crd_filename(info)}\n" for info in KINDS.values())
+    return HEADER + "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n" + resources
+
+
 def expected_files(root: Path) -> dict[Path, str]:
     """Every generated file and its text, under the repository ``root``."""
-    files: dict[Path, str] = {}
+    files: dict[Path, str] = {root / "crds" / "kustomization.yaml": render_kustomization()}
     for info in KINDS.values():
         files[root / "crds" / crd_filename(info)] = render(info)
         files[root / CHART_CRD_DIR / crd_filename(info)] = render_chart(info)

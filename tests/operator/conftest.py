@@ -5,22 +5,23 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aiohttp
 import kmock
 import pytest
 import yaml
 
-from tests.operator.harness import NAMESPACE, Cluster, RunningOperator, register_crds, start_operator
+from tests.operator.harness import NAMESPACE, Emulator, Cluster, RunningOperator, register_crds, start_operator
 
 
-@pytest.fixture()
+@pytest.fixture
 async def emulator() -> AsyncIterator[kmock.KubernetesEmulator]:
-    async with kmock.KubernetesEmulator() as handler, kmock.Server(handler):
+    async with Emulator() as handler, kmock.Server(handler):
         handler.resources.load_bundled()
         register_crds(handler)
         yield handler
 
 
-@pytest.fixture()
+@pytest.fixture
 def kubeconfig(emulator: kmock.KubernetesEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     config = {
         "apiVersion": "v1",
@@ -40,7 +41,7 @@ def kubeconfig(emulator: kmock.KubernetesEmulator, tmp_path: Path, monkeypatch: 
     return path
 
 
-@pytest.fixture()
+@pytest.fixture
 async def operator(kubeconfig: Path) -> AsyncIterator[RunningOperator]:
     running = await start_operator()
     try:
@@ -49,8 +50,9 @@ async def operator(kubeconfig: Path) -> AsyncIterator[RunningOperator]:
         await running.stop()
 
 
-@pytest.fixture()
-def cluster(emulator: kmock.KubernetesEmulator) -> Cluster:
-    return Cluster(emulator)
-
-
+@pytest.fixture
+async def cluster(emulator: kmock.KubernetesEmulator) -> AsyncIterator[Cluster]:
+    # No keep-alive: a kept connection stalls once an operator stops (its watch streams end).
+    connector = aiohttp.TCPConnector(force_close=True)
+    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=30)) as http:
+        yield Cluster(emulator, http)

@@ -10,12 +10,13 @@ import asyncio
 import contextlib
 import copy
 import datetime
-import uuid
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable
+import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import kmock
 import kopf
 import pytest
@@ -27,9 +28,20 @@ ROOT = Path(__file__).resolve().parents[2]
 NAMESPACE = "default"
 
 
+class Emulator(kmock.KubernetesEmulator):
+    """kmock's emulator plus ``metadata.generateName`` on create, which kopf uses for Events."""
+
+    async def _handle(self, request: Any) -> Any:
+        if request.action == kmock.action.CREATE and isinstance(request.data, dict):
+            meta = request.data.setdefault("metadata", {})
+            if not meta.get("name") and meta.get("generateName"):
+                meta["name"] = f"{meta['generateName']}{uuid.uuid4().hex[:8]}"
+        return await super()._handle(request)
+
+
 def register_crds(emulator: kmock.KubernetesEmulator) -> None:
     """Declare each CRD of ``crds/`` to the emulator (it does not register POSTed CRDs)."""
-    for path in sorted((ROOT / "crds").glob("*.yaml")):
+    for path in sorted((ROOT / "crds").glob("mlscale.dev_*.yaml")):
         crd = yaml.safe_load(path.read_text())
         spec = crd["spec"]
         for version in spec["versions"]:
@@ -48,8 +60,11 @@ def register_crds(emulator: kmock.KubernetesEmulator) -> None:
 class Cluster:
     """Test-side view of the emulated cluster: create, patch, read and delete objects."""
 
-    def __init__(self, emulator: kmock.KubernetesEmulator) -> None:
+    def __init__(self, emulator: kmock.KubernetesEmulator, http: aiohttp.ClientSession) -> None:
+        # A session of our own: the emulator's bundled client stalls once an operator's watches go away.
         self.emulator = emulator
+        self.http = http
+        self.base = str(emulator.url).rstrip("/")
 
     async def create(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         """POST an object, filling the fields a real API server assigns and the emulator does not."""
@@ -59,13 +74,13 @@ class Cluster:
         meta.setdefault("resourceVersion", "1")
         meta.setdefault("generation", 1)
         meta.setdefault("creationTimestamp", datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
-        async with self.emulator.post(path, json=body) as response:
+        async with self.http.post(self.base + path, json=body) as response:
             assert response.status < 300, await response.text()
             result: dict[str, Any] = await response.json()
             return result
 
     async def get(self, path: str) -> dict[str, Any] | None:
-        async with self.emulator.get(path) as response:
+        async with self.http.get(self.base + path) as response:
             if response.status == 404:
                 return None
             assert response.status < 300, await response.text()
@@ -74,13 +89,13 @@ class Cluster:
 
     async def patch(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         headers = {"Content-Type": "application/merge-patch+json"}
-        async with self.emulator.patch(path, json=body, headers=headers) as response:
+        async with self.http.patch(self.base + path, json=body, headers=headers) as response:
             assert response.status < 300, await response.text()
             result: dict[str, Any] = await response.json()
             return result
 
     async def delete(self, path: str) -> None:
-        async with self.emulator.delete(path) as response:
+        async with self.http.delete(self.base + path) as response:
             assert response.status < 300, await response.text()
 
     async def wait_for(
@@ -141,5 +156,3 @@ async def start_operator() -> RunningOperator:
             pytest.fail("the operator did not become ready in 15 s")
         await asyncio.sleep(0.02)
     return RunningOperator(task, stop, memo)
-
-

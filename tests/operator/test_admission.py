@@ -6,6 +6,7 @@ import copy
 from typing import Any
 
 import pytest
+
 from tests.operator.harness import NAMESPACE, Cluster, RunningOperator
 
 pytestmark = pytest.mark.operator

@@ -24,7 +24,7 @@ def _strict(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 def crd_schema(kind: str) -> dict[str, Any]:
-    for path in (ROOT / "crds").glob("*.yaml"):
+    for path in (ROOT / "crds").glob("mlscale.dev_*.yaml"):
         crd = yaml.safe_load(path.read_text())
         if crd["spec"]["names"]["kind"] == kind:
             root = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
