@@ -77,18 +77,22 @@ async def _start(app: web.Application, host: str, port: int) -> tuple[web.AppRun
 
 
 @kopf.on.login()
-def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+def login(memo: kopf.Memo, **kwargs: Any) -> kopf.ConnectionInfo | None:
     """Authenticate in-cluster with the ServiceAccount, else from the kubeconfig file.
 
     The kubeconfig is read when the operator logs in (``KUBECONFIG`` at that moment); exec and
     auth-provider plugins are handled by the Kubernetes client library as a fallback.
     """
     if os.environ.get("KUBERNETES_SERVICE_HOST"):
-        return kopf.login_with_service_account(**kwargs)
-    info = kopf.login_with_kubeconfig(**kwargs)
-    if info is not None and (info.token or info.certificate_path or info.certificate_data or info.username):
-        return info
-    return kopf.login_via_client(**kwargs) or info
+        info = kopf.login_with_service_account(**kwargs)
+    else:
+        info = kopf.login_with_kubeconfig(**kwargs)
+        if info is None or not (info.token or info.certificate_path or info.certificate_data or info.username):
+            info = kopf.login_via_client(**kwargs) or info
+    # The controllers' own client (controllers.kube) uses the same credentials.
+    memo["connection"] = info
+    memo.pop("kube_api", None)
+    return info
 
 
 @kopf.on.startup()
@@ -114,3 +118,6 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     """Stop the metrics and health servers."""
     for runner in memo.get("runners", []):
         await runner.cleanup()
+    api = memo.get("kube_api")
+    if api is not None:
+        await api.close()

@@ -1,0 +1,278 @@
+"""The Kubernetes adapters: the only code that speaks to the API server besides kopf itself.
+
+A small async REST client built from the same credentials kopf logged in with, and the
+operations the controllers need: children with ownerReferences, status patches, in-place
+pod resize (``pods/{name}/resize``, Kubernetes ≥ 1.33), Deployment scaling, cleanup.
+HTTP errors become the project's own exceptions here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import ssl
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import kopf
+
+from mlscale.units import format_cpu
+
+MANAGED_BY = {"app.kubernetes.io/managed-by": "mlscale"}
+MERGE = "application/merge-patch+json"
+STRATEGIC = "application/strategic-merge-patch+json"
+
+
+class KubeError(RuntimeError):
+    """The API server refused a request."""
+
+    def __init__(self, status: int, reason: str, message: str) -> None:
+        """Keep the HTTP status, the API's reason and its message."""
+        super().__init__(f"{status} {reason}: {message}")
+        self.status = status
+        self.reason = reason
+        self.message = message
+
+
+class NotFoundError(KubeError):
+    """404: the object (or the endpoint) does not exist."""
+
+
+class AlreadyExistsError(KubeError):
+    """409: the object exists already."""
+
+
+class ResizeUnsupportedError(KubeError):
+    """The cluster refuses in-place pod resize (older than 1.33, or the feature is off)."""
+
+
+def _ssl_context(info: kopf.ConnectionInfo) -> ssl.SSLContext | bool:
+    if not info.server.startswith("https"):
+        return False
+    if info.insecure:
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        return ctx
+    cadata = info.ca_data.decode() if isinstance(info.ca_data, bytes) else info.ca_data
+    if cadata and "BEGIN CERTIFICATE" not in cadata:
+        cadata = base64.b64decode(cadata).decode()
+    ctx = ssl.create_default_context(cafile=str(info.ca_path) if info.ca_path else None, cadata=cadata or None)
+    cert = info.certificate_path
+    key = info.private_key_path
+    tmp = Path(tempfile.mkdtemp(prefix="mlscale-tls-"))
+    if info.certificate_data and not cert:
+        cert = tmp / "tls.crt"
+        cert.write_bytes(_pem(info.certificate_data))
+    if info.private_key_data and not key:
+        key = tmp / "tls.key"
+        key.write_bytes(_pem(info.private_key_data))
+    if cert:
+        ctx.load_cert_chain(str(cert), str(key) if key else None)
+    return ctx
+
+
+def _pem(data: str | bytes) -> bytes:
+    raw = data.encode() if isinstance(data, str) else data
+    return raw if b"BEGIN" in raw else base64.b64decode(raw)
+
+
+class KubeApi:
+    """A minimal async client of the Kubernetes REST API."""
+
+    def __init__(self, info: kopf.ConnectionInfo) -> None:
+        """Build the client from kopf's connection info (server, token or certificates)."""
+        self.server = info.server.rstrip("/")
+        headers = {"Accept": "application/json", "User-Agent": "mlscale-operator"}
+        if info.token:
+            headers["Authorization"] = f"{info.scheme or 'Bearer'} {info.token}"
+        auth = aiohttp.BasicAuth(info.username, info.password or "") if info.username else None
+        self._session = aiohttp.ClientSession(
+            headers=headers,
+            auth=auth,
+            connector=aiohttp.TCPConnector(ssl=_ssl_context(info), force_close=True),
+            timeout=aiohttp.ClientTimeout(total=30),
+        )
+
+    async def close(self) -> None:
+        """Close the HTTP session."""
+        await self._session.close()
+
+    async def request(
+        self, method: str, path: str, body: Any = None, content_type: str = "application/json"
+    ) -> dict[str, Any]:
+        """Send one request and return the JSON answer.
+
+        Raises:
+            NotFoundError: on 404.
+            AlreadyExistsError: on 409.
+            KubeError: on any other status of 400 and above.
+        """
+        kwargs: dict[str, Any] = {}
+        if body is not None:
+            kwargs["json"] = body
+            kwargs["headers"] = {"Content-Type": content_type}
+        async with self._session.request(method, self.server + path, **kwargs) as response:
+            text = await response.text()
+            payload: dict[str, Any] = {}
+            if text:
+                try:
+                    payload = await response.json(content_type=None)
+                except ValueError:
+                    payload = {"message": text}
+            if response.status >= 400:
+                reason = str(payload.get("reason", response.reason or ""))
+                message = str(payload.get("message", text))[:500]
+                error = {404: NotFoundError, 409: AlreadyExistsError}.get(response.status, KubeError)
+                raise error(response.status, reason, message)
+            return payload
+
+    async def get(self, path: str) -> dict[str, Any] | None:
+        """The object at ``path``, or ``None`` when it does not exist."""
+        try:
+            return await self.request("GET", path)
+        except NotFoundError:
+            return None
+
+    async def list(self, path: str, labels: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+        """The objects of a collection that carry every label of ``labels``."""
+        selector = ",".join(f"{k}={v}" for k, v in (labels or {}).items())
+        query = f"?labelSelector={selector}" if selector else ""
+        items = (await self.request("GET", path + query)).get("items", [])
+        # Filter here too: a selector the server ignores must not widen the result.
+        return [
+            i
+            for i in items
+            if all((i.get("metadata", {}).get("labels") or {}).get(k) == v for k, v in (labels or {}).items())
+        ]
+
+    async def create(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Create an object; return the existing one when it is already there."""
+        try:
+            return await self.request("POST", path, body)
+        except AlreadyExistsError:
+            name = body.get("metadata", {}).get("name", "")
+            existing = await self.get(f"{path}/{name}")
+            if existing is None:
+                raise
+            return existing
+
+    async def patch(self, path: str, body: dict[str, Any], content_type: str = MERGE) -> dict[str, Any]:
+        """Patch an object (merge patch by default)."""
+        return await self.request("PATCH", path, body, content_type)
+
+    async def delete(self, path: str) -> bool:
+        """Delete an object; ``False`` when it was already gone."""
+        try:
+            await self.request("DELETE", path)
+        except NotFoundError:
+            return False
+        return True
+
+
+def core_path(plural: str, namespace: str, name: str | None = None, sub: str | None = None) -> str:
+    """Path of a core/v1 namespaced resource."""
+    path = f"/api/v1/namespaces/{namespace}/{plural}"
+    return path + (f"/{name}" if name else "") + (f"/{sub}" if sub else "")
+
+
+def group_path(group_version: str, plural: str, namespace: str, name: str | None = None, sub: str | None = None) -> str:
+    """Path of a namespaced resource of an API group (``apps/v1``, ``mlscale.dev/v1alpha1``)."""
+    path = f"/apis/{group_version}/namespaces/{namespace}/{plural}"
+    return path + (f"/{name}" if name else "") + (f"/{sub}" if sub else "")
+
+
+def owner_reference(owner: Mapping[str, Any]) -> dict[str, Any]:
+    """An ownerReference to ``owner`` (a kopf body): its children go when it goes."""
+    meta = owner["metadata"]
+    return {
+        "apiVersion": owner["apiVersion"],
+        "kind": owner["kind"],
+        "name": meta["name"],
+        "uid": meta["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def child_labels(kind: str, name: str, component: str) -> dict[str, str]:
+    """Labels every child of a resource carries."""
+    return {
+        **MANAGED_BY,
+        "app.kubernetes.io/part-of": "mlscale",
+        "app.kubernetes.io/component": component,
+        f"mlscale.dev/{kind.lower()}": name,
+    }
+
+
+def adopt(child: dict[str, Any], owner: Mapping[str, Any], labels: Mapping[str, str]) -> dict[str, Any]:
+    """A copy of ``child`` in the owner's namespace, with the owner's reference and the labels."""
+    child = copy.deepcopy(child)
+    meta = child.setdefault("metadata", {})
+    meta["namespace"] = owner["metadata"]["namespace"]
+    meta.setdefault("labels", {}).update(labels)
+    meta["ownerReferences"] = [owner_reference(owner)]
+    return child
+
+
+async def patch_status(api: KubeApi, path: str, status: dict[str, Any]) -> None:
+    """Merge ``status`` into a custom resource's status subresource (``path`` is the object's path)."""
+    await api.patch(f"{path}/status", {"status": status})
+
+
+def api_from_memo(memo: kopf.Memo) -> KubeApi:
+    """The operator's shared client, built on first use from the credentials kopf logged in with."""
+    api: KubeApi | None = memo.get("kube_api")
+    if api is None:
+        info: kopf.ConnectionInfo | None = memo.get("connection")
+        if info is None:
+            raise RuntimeError("the operator has not logged in to the API server yet")
+        api = KubeApi(info)
+        memo["kube_api"] = api
+    return api
+
+
+async def resize_pod_cpu(api: KubeApi, namespace: str, pod: str, container: str, cores: float) -> None:
+    """Resize one container's CPU in place (request = limit = ``cores``).
+
+    Raises:
+        ResizeUnsupportedError: when the cluster has no ``pods/resize`` or refuses it.
+        NotFoundError: when the pod is gone.
+    """
+    quantity = format_cpu(cores)
+    body = {
+        "spec": {
+            "containers": [
+                {"name": container, "resources": {"requests": {"cpu": quantity}, "limits": {"cpu": quantity}}}
+            ]
+        }
+    }
+    try:
+        await api.patch(core_path("pods", namespace, pod, "resize"), body, STRATEGIC)
+    except NotFoundError as exc:
+        if await api.get(core_path("pods", namespace, pod)) is not None:
+            raise ResizeUnsupportedError(
+                exc.status, "ResizeUnsupported", "the cluster has no pods/resize subresource (Kubernetes < 1.33)"
+            ) from exc
+        raise
+    except KubeError as exc:
+        if exc.status in (400, 405, 415, 422) or (exc.status == 403 and "resize" in exc.message):
+            raise ResizeUnsupportedError(exc.status, "ResizeUnsupported", exc.message) from exc
+        raise
+
+
+async def scale_deployment(api: KubeApi, namespace: str, name: str, replicas: int) -> None:
+    """Set a Deployment's replica count through its ``scale`` subresource."""
+    await api.patch(group_path("apps/v1", "deployments", namespace, name, "scale"), {"spec": {"replicas": replicas}})
+
+
+async def delete_labelled(api: KubeApi, namespace: str, labels: Mapping[str, str], plurals: tuple[str, ...]) -> int:
+    """Delete every core/v1 object of those plurals carrying the labels; return how many went."""
+    count = 0
+    for plural in plurals:
+        for item in await api.list(core_path(plural, namespace), labels):
+            count += int(await api.delete(core_path(plural, namespace, item["metadata"]["name"])))
+    return count
