@@ -61,15 +61,21 @@ def _cmd_explain(args: argparse.Namespace) -> int:
 
 def _cmd_crds(args: argparse.Namespace) -> int:
     from mlscale.crdgen import expected_files, write_all
+    from mlscale.reference import readme_is_current, update_readme
 
     root = Path(args.root)
+    readme = root / "README.md"
     if args.check:
         stale = [p for p, text in expected_files(root).items() if not p.exists() or p.read_text() != text]
+        if readme.exists() and not readme_is_current(readme):
+            stale.append(readme)
         for path in stale:
             print(f"{path}: differs from the models; run `make crds`", file=sys.stderr)
         return 1 if stale else 0
     for path in write_all(root):
         print(path)
+    if readme.exists() and update_readme(readme):
+        print(readme)
     return 0
 
 
