@@ -88,8 +88,12 @@ class DeadlineControl(ApiModel):
     """Share of the deadline the plan aims at: the application deadline is start + alpha·deadline."""
     beta: float = Field(default=0.33, ge=0, le=1)
     """Weight of the remaining stage count against the profiled remaining duration in per-stage deadlines."""
-    gain: float = Field(default=50.0, gt=0)
-    """Proportional gain K of each executor's PI regulator (cores per unit of progress error)."""
+    gain: float = Field(default=2.0, gt=0)
+    """Proportional gain K of each executor's PI regulator (cores per unit of progress error).
+
+    The default was tuned in closed loop: one finished task moves an executor's progress by
+    1/(its tasks), so large gains swing the allocation across its whole range at every task.
+    """
     integral_time_seconds: float = Field(default=12.0, gt=0)
     """Integral time Ti of each executor's PI regulator, in seconds."""
 

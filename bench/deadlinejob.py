@@ -1,0 +1,187 @@
+"""Benchmark: does a DeadlineJob meet its deadline with fewer cores than the alternatives?
+
+For each example workload, one run at static coresMax measures its completion time T and
+records the stage profile (stored in the profile cache, as a first run would). Then for each
+slack s in {20 %, 40 %} the deadline is D = T·(1 + s) and four policies run it:
+
+* ``mlscale``   — the DeadlineJob control law (per-executor cgroup quotas every period);
+* ``static-max`` — every executor at coresMax (the calibration run, deadline D);
+* ``static-avg`` — every executor at the constant cores that would just fill D
+  (coresMax·T/D, rounded up to 0.05);
+* ``dynamic``   — Spark dynamic allocation of executors (1..instances), each at coresMax.
+
+Reported per run: deadline met, completion / deadline, core-seconds (cores allocated to
+executors × time) and core-seconds relative to static-max, plus CPU seconds really used.
+
+    .venv/bin/python bench/deadlinejob.py [--workloads pagerank kmeans ...] [--slacks 0.2 0.4]
+
+writes bench/results/deadlinejob.json and bench/results/deadlinejob.png. Needs root (cgroups),
+Java 17 and about one minute per run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from dynaspark.api import DeadlineJob  # noqa: E402 - after the path set-up above
+from dynaspark.local import resolve_application  # noqa: E402
+from dynaspark.profile import ApplicationProfile  # noqa: E402
+from dynaspark.profile_cache import cached_profile_path  # noqa: E402
+from dynaspark.regulator import quantise_cores  # noqa: E402
+from dynaspark.runner import RunResult, RunSettings, run_deadline_job  # noqa: E402
+
+WORKLOADS = ("pagerank", "kmeans", "sortbykey", "aggregatebykey")
+RESULTS = REPO / "bench" / "results"
+
+
+def load_job(name: str) -> tuple[DeadlineJob, Path]:
+    source = REPO / "examples" / f"deadlinejob-{name}.yaml"
+    job = DeadlineJob.model_validate(yaml.safe_load(source.read_text()))
+    return job, resolve_application(job, source)
+
+
+def row(
+    workload: str, slack: float, policy: str, deadline_s: float, result: RunResult, *, static_max_cs: float
+) -> dict[str, Any]:
+    return {
+        "workload": workload,
+        "slack": slack,
+        "policy": policy,
+        "deadline_s": round(deadline_s, 2),
+        "completion_s": round(result.completion_s, 2),
+        "deadline_met": result.exit_code == 0 and result.completion_s <= deadline_s,
+        "completion_ratio": round(result.completion_s / deadline_s, 4),
+        "core_seconds": round(result.core_seconds, 2),
+        "core_seconds_vs_static_max": round(result.core_seconds / static_max_cs, 4) if static_max_cs > 0 else None,
+        "cpu_seconds": None if result.cpu_seconds is None else round(result.cpu_seconds, 2),
+        "exit_code": result.exit_code,
+        "conditions": result.messages,
+    }
+
+
+def run(job: DeadlineJob, app: Path, deadline_s: float, settings: RunSettings, *, work: Path, label: str) -> RunResult:
+    job = job.model_copy(deep=True)
+    job.spec.deadline = deadline_s
+    print(f"  {label}: deadline {deadline_s:.0f} s ...", end="", flush=True)
+    result = run_deadline_job(job, app, work / label, settings)
+    print(f" {result.completion_s:.1f} s, {result.core_seconds:.0f} core-s, {result.phase}", flush=True)
+    return result
+
+
+def plot(rows: list[dict[str, Any]], path: Path) -> None:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+    policies = ["mlscale", "static-max", "static-avg", "dynamic"]
+    cases = sorted({(r["workload"], r["slack"]) for r in rows}, key=lambda c: (WORKLOADS.index(c[0]), c[1]))
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(max(8, 1.6 * len(cases)), 7), sharex=True)
+    width = 0.8 / len(policies)
+    for i, policy in enumerate(policies):
+        xs, ratio, cs = [], [], []
+        for j, case in enumerate(cases):
+            match = [r for r in rows if (r["workload"], r["slack"]) == case and r["policy"] == policy]
+            if match:
+                xs.append(j + (i - 1.5) * width)
+                ratio.append(match[0]["completion_ratio"])
+                cs.append(match[0]["core_seconds_vs_static_max"] or 0.0)
+        top.bar(xs, ratio, width, label=policy)
+        bottom.bar(xs, cs, width, label=policy)
+    top.axhline(1.0, color="tab:red", linestyle=":", label="deadline")
+    top.axhline(0.9, color="gray", linestyle=":", label="0.9 · deadline")
+    top.set_ylabel("completion / deadline")
+    bottom.axhline(0.65, color="gray", linestyle=":", label="target 0.65")
+    bottom.set_ylabel("core-seconds / static coresMax")
+    bottom.set_xticks(range(len(cases)), [f"{w}\nslack {int(100 * s)}%" for w, s in cases])
+    top.legend(fontsize=8, ncol=3)
+    bottom.legend(fontsize=8, ncol=3)
+    top.set_title("DeadlineJob on Spark standalone, 2 executors × coresMax 1")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--workloads", nargs="+", default=list(WORKLOADS), choices=WORKLOADS)
+    parser.add_argument("--slacks", nargs="+", type=float, default=[0.2, 0.4])
+    parser.add_argument("--policies", nargs="+", default=["mlscale", "static-avg", "dynamic"])
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+
+    cache = Path(tempfile.mkdtemp(prefix="mlscale-bench-cache-"))
+    os.environ["MLSCALE_CACHE_DIR"] = str(cache)  # a clean profile cache: profiles come from the calibration runs
+    work = Path(tempfile.mkdtemp(prefix="mlscale-bench-"))
+    rows: list[dict[str, Any]] = []
+    started = time.time()
+    for name in args.workloads:
+        job, app = load_job(name)
+        ex = job.spec.executors
+        print(f"{name}: calibration at static coresMax", flush=True)
+        calibration = run(
+            job,
+            app,
+            10 * job.spec.deadline,
+            RunSettings(mode="static", use_profile_cache=False),
+            work=work,
+            label=f"{name}-max",
+        )
+        if calibration.exit_code != 0 or calibration.profile_written is None:
+            print(f"  {name} failed (exit {calibration.exit_code}); see {work / f'{name}-max' / 'spark.log'}")
+            continue
+        ApplicationProfile.load(Path(calibration.profile_written)).save(
+            cached_profile_path(app, job.spec.application.arguments)
+        )
+        t_max = calibration.completion_s
+        for slack in args.slacks:
+            deadline_s = math.ceil(t_max * (1 + slack))
+            rows.append(row(name, slack, "static-max", deadline_s, calibration, static_max_cs=calibration.core_seconds))
+            average = min(ex.cores_max, quantise_cores(math.ceil(ex.cores_max * t_max / deadline_s / 0.05) * 0.05))
+            for policy in args.policies:
+                label = f"{name}-{int(100 * slack)}-{policy}"
+                if policy == "mlscale":
+                    settings = RunSettings(mode="control")
+                elif policy == "static-avg":
+                    settings = RunSettings(mode="static", static_cores=average, use_profile_cache=False)
+                else:
+                    settings = RunSettings(mode="dynamic", use_profile_cache=False)
+                result = run(job, app, deadline_s, settings, work=work, label=label)
+                rows.append(row(name, slack, policy, deadline_s, result, static_max_cs=calibration.core_seconds))
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "deadlinejob.json").write_text(
+            json.dumps(
+                {"machine": f"{os.cpu_count()} CPUs", "elapsed_s": round(time.time() - started), "runs": rows}, indent=2
+            )
+            + "\n"
+        )
+        plot(rows, args.out / "deadlinejob.png")
+    print(f"{'workload':15s} {'slack':>5s} {'policy':11s} {'met':>4s} {'C/D':>6s} {'core-s':>7s} {'vs max':>7s}")
+    for r in rows:
+        print(
+            f"{r['workload']:15s} {r['slack']:5.1f} {r['policy']:11s} {'yes' if r['deadline_met'] else 'NO':>4s} "
+            f"{r['completion_ratio']:6.3f} {r['core_seconds']:7.1f} {r['core_seconds_vs_static_max'] or 0:7.3f}"
+        )
+    print(f"results: {args.out / 'deadlinejob.json'} {args.out / 'deadlinejob.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

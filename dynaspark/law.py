@@ -1,0 +1,322 @@
+"""The DeadlineJob control law: planner + per-executor regulators + feasibility + contention.
+
+:meth:`DeadlineControlLaw.step` is a pure function of (state, observation, now): it returns
+the next state and a :class:`Decision` (cores per executor and the figures a user wants).
+The state is a plain dataclass that serialises to a dict, so a restarted loop (or operator)
+resumes exactly where the previous one stopped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from dynaspark.feasibility import completion_at_cores_from_profile, completion_at_cores_from_rate
+from dynaspark.law_state import Decision, LawState
+from dynaspark.observation import ProgressObservation, StageObservation
+from dynaspark.planner import StageDeadlinePlanner, StagePlan
+from dynaspark.profile import ApplicationProfile
+from dynaspark.progress_share import executor_progress
+from dynaspark.regulator import ExecutorCpuRegulator, RegulatorGains
+from mlscale.contention import share_capacity
+
+
+@dataclass(frozen=True)
+class LawConfig:
+    """Constants of one DeadlineJob's law.
+
+    Attributes:
+        deadline_s: The deadline, from the application's start (seconds).
+        instances: Executors asked for.
+        gains: Regulator constants (K, Ti, coresMin, coresMax, quantum).
+        period_s: The sampling period ``Ts`` (seconds).
+        alpha: ``D_app = start + alpha·deadline``.
+        beta: Weight of stage count against profiled durations in per-stage deadlines.
+        capacity_cores: Cores of the node/machine the executors share, or ``None`` for no limit.
+        unprofiled_horizon: Without a profile, the fraction of the time left planned for the
+            stages Spark has announced.
+    """
+
+    deadline_s: float
+    instances: int
+    gains: RegulatorGains
+    period_s: float = 1.0
+    alpha: float = 0.95
+    beta: float = 0.33
+    capacity_cores: float | None = None
+    unprofiled_horizon: float = 0.5
+
+    @property
+    def max_total_cores(self) -> float:
+        """All executors at coresMax."""
+        return self.instances * self.gains.cores_max
+
+
+class DeadlineControlLaw:
+    """Turns progress observations into cores per executor so the deadline is met.
+
+    Args:
+        config: The constants.
+        profile: The stage profile, or ``None`` to plan on task counts.
+    """
+
+    def __init__(self, config: LawConfig, profile: ApplicationProfile | None = None) -> None:
+        self.config = config
+        self.profile = profile
+        self.planner = StageDeadlinePlanner(
+            alpha=config.alpha, beta=config.beta, profile=profile, unprofiled_horizon=config.unprofiled_horizon
+        )
+        self.regulator = ExecutorCpuRegulator(config.gains)
+
+    def initial_state(self, start_s: float) -> LawState:
+        """Return the state of an application that starts at ``start_s``."""
+        return LawState(start_s=start_s)
+
+    def step(self, state: LawState, obs: ProgressObservation, now_s: float) -> tuple[LawState, Decision]:
+        """Run one period.
+
+        Args:
+            state: The state after the previous step.
+            obs: The application's progress now.
+            now_s: Now (seconds since the epoch, the clock of ``state.start_s``).
+
+        Returns:
+            The next state and the decision to apply.
+        """
+        cfg = self.config
+        gains = cfg.gains
+        dt_s = cfg.period_s if state.last_step_s is None else min(max(0.0, now_s - state.last_step_s), 5 * cfg.period_s)
+        app_deadline_s = self.planner.application_deadline_s(state.start_s, cfg.deadline_s)
+        deadline_at_s = state.start_s + cfg.deadline_s
+        executors = obs.executor_ids
+        regulators = {e: state.regulators[e] for e in executors if e in state.regulators}
+
+        if not obs.stages and state.plan is not None:
+            # The driver stopped answering after stages ran (it is exiting): hold everything.
+            cores = dict(state.applied_cores)
+            return replace(state, last_step_s=now_s), Decision(
+                cores=cores,
+                requested_cores=dict(cores),
+                stage_id=None,
+                set_point=None,
+                stage_progress=None,
+                executor_progress={},
+                app_progress=state.app_progress,
+                app_deadline_s=app_deadline_s,
+                deadline_at_s=deadline_at_s,
+                stage_deadline_at_s=None,
+                predicted_completion_s=None,
+                at_risk=state.at_risk,
+                contended=False,
+                planned_on_profile=state.plan.on_profile,
+            )
+        active = obs.active_stages
+        if not active:
+            # Between stages only the driver works. Once that has lasted a whole period the
+            # executors idle at coresMin; the regulators keep their state for the next stage.
+            for e in executors:
+                regulators.setdefault(e, self.regulator.start(self._idle_cores(state)))
+            idle_since_s = now_s if state.idle_since_s is None else state.idle_since_s
+            idle_long = now_s - idle_since_s >= cfg.period_s - 1e-9
+            requested = {e: gains.cores_min if idle_long else r.cores for e, r in regulators.items()}
+            predicted = self._predict(obs, None, 0.0, state, now_s, idle_elapsed_s=now_s - idle_since_s)
+            at_risk = self._risk(state.at_risk, predicted, app_deadline_s, deadline_at_s)
+            if at_risk and not idle_long:
+                requested = {e: gains.cores_max for e in executors}
+            cores, contended = self._share(requested)
+            app_progress = self._app_progress(obs, None, 0.0) if obs.stages else state.app_progress
+            new_state = replace(
+                state,
+                last_step_s=now_s,
+                regulators=regulators,
+                at_risk=at_risk,
+                idle_since_s=idle_since_s,
+                applied_cores=dict(cores),
+                app_progress=app_progress,
+            )
+            return new_state, Decision(
+                cores=cores,
+                requested_cores=requested,
+                stage_id=None,
+                set_point=None,
+                stage_progress=None,
+                executor_progress={},
+                app_progress=app_progress,
+                app_deadline_s=app_deadline_s,
+                deadline_at_s=deadline_at_s,
+                stage_deadline_at_s=None,
+                predicted_completion_s=predicted,
+                at_risk=at_risk,
+                contended=contended,
+                planned_on_profile=None if state.plan is None else state.plan.on_profile,
+            )
+
+        current = active[0]
+        plan = state.plan
+        stage_core_seconds = state.stage_core_seconds
+        rate_origin = state.rate_origin
+        if plan is None or plan.stage_id != current.stage_id:
+            announced = [s.num_tasks for s in obs.pending_stages if s.stage_id > current.stage_id]
+            announced += [s.num_tasks for s in active[1:]]
+            # The stage started when Spark submitted it, possibly a little before this step.
+            stage_start_s = now_s
+            if current.submission_time_s is not None:
+                earliest_s = state.last_step_s if state.last_step_s is not None else state.start_s
+                stage_start_s = min(now_s, max(earliest_s, current.submission_time_s))
+            plan = self.planner.plan_stage(
+                current.stage_id, current.num_tasks, announced, stage_start_s, app_deadline_s
+            )
+            stage_core_seconds = 0.0
+            rate_origin = None
+            initial = self._feed_forward_cores(plan, len(executors))
+            regulators = {
+                e: self.regulator.start(initial if initial is not None else r.cores) for e, r in regulators.items()
+            }
+            dt_s = 0.0
+        for e in executors:
+            regulators.setdefault(e, self.regulator.start(self._idle_cores(state)))
+
+        stage_tasks = sum(s.num_tasks for s in active)
+        stage_done = sum(s.completed_tasks for s in active)
+        stage_progress = stage_done / stage_tasks if stage_tasks else 1.0
+        progress = executor_progress(active, executors)
+        set_point = min(1.0, max(0.0, (now_s - plan.start_s) / plan.duration_s))
+
+        stage_core_seconds += sum(state.applied_cores.get(e, 0.0) for e in executors) * dt_s
+        if rate_origin is None and current.completed_tasks > 0:
+            rate_origin = (current.completed_tasks, stage_core_seconds)
+        rated = replace(state, stage_core_seconds=stage_core_seconds, rate_origin=rate_origin)
+        predicted = self._predict(obs, current, stage_progress, rated, now_s)
+        at_risk = self._risk(state.at_risk, predicted, app_deadline_s, deadline_at_s)
+
+        if at_risk:
+            updated = {e: self.regulator.start(gains.cores_max) for e in executors}
+        else:
+            updated = {e: self.regulator.update(regulators[e], set_point, progress[e], dt_s) for e in executors}
+        requested = {e: r.cores for e, r in updated.items()}
+        cores, contended = self._share(requested)
+        # Anti-windup against what is really applied, also when contention cut the request.
+        updated = {
+            e: replace(r, cores=cores[e], integral=cores[e] - r.proportional) if cores[e] != r.cores else r
+            for e, r in updated.items()
+        }
+
+        app_progress = self._app_progress(obs, current, stage_progress)
+        new_state = LawState(
+            start_s=state.start_s,
+            last_step_s=now_s,
+            plan=plan,
+            regulators=updated,
+            stage_core_seconds=stage_core_seconds,
+            rate_origin=rate_origin,
+            at_risk=at_risk,
+            applied_cores=dict(cores),
+            app_progress=app_progress,
+        )
+        return new_state, Decision(
+            cores=cores,
+            requested_cores=requested,
+            stage_id=current.stage_id,
+            set_point=set_point,
+            stage_progress=stage_progress,
+            executor_progress=progress,
+            app_progress=app_progress,
+            app_deadline_s=app_deadline_s,
+            deadline_at_s=deadline_at_s,
+            stage_deadline_at_s=plan.deadline_at_s,
+            predicted_completion_s=predicted,
+            at_risk=at_risk,
+            contended=contended,
+            planned_on_profile=plan.on_profile,
+        )
+
+    def _idle_cores(self, state: LawState) -> float:
+        """Cores for an executor that has no regulator yet: like its peers, else the middle."""
+        if state.regulators:
+            return sum(r.cores for r in state.regulators.values()) / len(state.regulators)
+        g = self.config.gains
+        return (g.cores_min + g.cores_max) / 2.0
+
+    def _feed_forward_cores(self, plan: StagePlan, n_executors: int) -> float | None:
+        """Cores per executor that would finish the profiled stage exactly at its deadline."""
+        if self.profile is None or not plan.on_profile or n_executors <= 0:
+            return None
+        stage = self.profile.stage(plan.stage_id)
+        if stage is None:
+            return None
+        return stage.duration_s * self.profile.nominal_cores / plan.duration_s / n_executors
+
+    def _share(self, requested: dict[str, float]) -> tuple[dict[str, float], bool]:
+        """Scale requests down to the capacity when they exceed it (floors at coresMin)."""
+        cfg = self.config
+        if cfg.capacity_cores is None or not requested:
+            return dict(requested), False
+        floors = {e: cfg.gains.cores_min for e in requested}
+        shared, contended = share_capacity(requested, cfg.capacity_cores, floors)
+        if not contended:
+            return dict(requested), False
+        q = cfg.gains.quantum
+        # Round down so the quantised total never exceeds the capacity.
+        return {e: max(cfg.gains.cores_min, round(int(c / q + 1e-9) * q, 6)) for e, c in shared.items()}, True
+
+    def _predict(
+        self,
+        obs: ProgressObservation,
+        current: StageObservation | None,
+        fraction: float,
+        state: LawState,
+        now_s: float,
+        *,
+        idle_elapsed_s: float = 0.0,
+    ) -> float | None:
+        """Earliest completion at coresMax, from the profile when there is one."""
+        total = self.config.max_total_cores
+        done = obs.completed_stage_ids
+        if self.profile is not None and (current is None or self.profile.stage(current.stage_id) is not None):
+            return completion_at_cores_from_profile(
+                self.profile,
+                now_s=now_s,
+                current_stage_id=None if current is None else current.stage_id,
+                current_fraction_done=fraction,
+                completed_stage_ids=done,
+                total_cores=total,
+                idle_elapsed_s=idle_elapsed_s,
+            )
+        if current is None:
+            return None
+        announced = [s.num_tasks for s in obs.pending_stages if s.stage_id > current.stage_id]
+        if state.rate_origin is None:
+            return None
+        origin_tasks, origin_core_seconds = state.rate_origin
+        return completion_at_cores_from_rate(
+            now_s=now_s,
+            stage_core_seconds=state.stage_core_seconds - origin_core_seconds,
+            stage_completed_tasks=current.completed_tasks - origin_tasks,
+            stage_tasks=current.num_tasks - origin_tasks,
+            announced_tasks_after=announced,
+            total_cores=total,
+        )
+
+    @staticmethod
+    def _risk(was_at_risk: bool, predicted: float | None, app_deadline_s: float, deadline_at_s: float) -> bool:
+        """At risk when even coresMax misses the deadline; cleared once it would meet ``D_app`` again."""
+        if predicted is None:
+            return was_at_risk
+        if was_at_risk:
+            return predicted > app_deadline_s
+        return predicted > deadline_at_s
+
+    def _app_progress(self, obs: ProgressObservation, current: StageObservation | None, fraction: float) -> float:
+        """Fraction of the application done: profiled durations when known, else tasks."""
+        done_ids = obs.completed_stage_ids
+        if self.profile is not None and self.profile.stages:
+            total = sum(s.duration_s for s in self.profile.stages)
+            done = sum(s.duration_s for s in self.profile.stages if s.stage_id in done_ids)
+            if current is not None and (st := self.profile.stage(current.stage_id)) is not None:
+                done += st.duration_s * fraction
+            return min(1.0, done / total) if total > 0 else 0.0
+        tasks = sum(s.num_tasks for s in obs.stages if s.status != "SKIPPED")
+        completed = sum(s.completed_tasks for s in obs.stages if s.status != "SKIPPED")
+        return completed / tasks if tasks else 0.0
+
+
+__all__ = ["DeadlineControlLaw", "Decision", "LawConfig", "LawState"]

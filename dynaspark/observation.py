@@ -1,0 +1,79 @@
+"""What the progress sensor reports about a running Spark application.
+
+Plain frozen dataclasses, filled by the Spark REST sensor on a real run and by the simulated
+plant in tests; the control law reads nothing else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+StageStatus = Literal["ACTIVE", "COMPLETE", "PENDING", "SKIPPED", "FAILED"]
+
+
+@dataclass(frozen=True)
+class StageObservation:
+    """One stage (its latest attempt) as Spark reports it.
+
+    Attributes:
+        stage_id: Spark's stage id.
+        name: Spark's stage name.
+        status: ``ACTIVE``, ``COMPLETE``, ``PENDING``, ``SKIPPED`` or ``FAILED``.
+        num_tasks: Tasks of the stage.
+        completed_tasks: Tasks finished successfully.
+        completed_tasks_by_executor: Finished tasks per executor id.
+        input_records: Records read so far (input plus shuffle read).
+        submission_time_s: When the stage was submitted (seconds since the epoch), if it was.
+        completion_time_s: When it completed (seconds since the epoch), if it did.
+    """
+
+    stage_id: int
+    name: str
+    status: StageStatus
+    num_tasks: int
+    completed_tasks: int
+    completed_tasks_by_executor: Mapping[str, int] = field(default_factory=dict)
+    input_records: int = 0
+    submission_time_s: float | None = None
+    completion_time_s: float | None = None
+
+    @property
+    def fraction_done(self) -> float:
+        """Completed tasks over tasks, in [0, 1]."""
+        if self.num_tasks <= 0:
+            return 1.0
+        return min(1.0, self.completed_tasks / self.num_tasks)
+
+
+@dataclass(frozen=True)
+class ProgressObservation:
+    """The application's state at one instant.
+
+    Attributes:
+        stages: Every stage the application has submitted or planned so far.
+        executor_ids: Ids of the live executors (the driver left out).
+        application_id: Spark's application id, once known.
+        finished: ``True`` once the application has ended.
+    """
+
+    stages: tuple[StageObservation, ...] = ()
+    executor_ids: tuple[str, ...] = ()
+    application_id: str | None = None
+    finished: bool = False
+
+    @property
+    def active_stages(self) -> tuple[StageObservation, ...]:
+        """The stages running now, by stage id."""
+        return tuple(sorted((s for s in self.stages if s.status == "ACTIVE"), key=lambda s: s.stage_id))
+
+    @property
+    def pending_stages(self) -> tuple[StageObservation, ...]:
+        """The stages of submitted jobs that have not started yet, by stage id."""
+        return tuple(sorted((s for s in self.stages if s.status == "PENDING"), key=lambda s: s.stage_id))
+
+    @property
+    def completed_stage_ids(self) -> frozenset[int]:
+        """Ids of the stages that have completed (or were skipped)."""
+        return frozenset(s.stage_id for s in self.stages if s.status in ("COMPLETE", "SKIPPED"))

@@ -1,0 +1,148 @@
+"""The stage profile of a Spark application: what each stage costs at nominal cores.
+
+A profile is recorded by the first run of an application (see :mod:`dynaspark.profiler`)
+and read by later runs to plan per-stage deadlines and to predict whether the deadline can
+still be met. Stages are keyed by Spark's stage id, which the DAG scheduler hands out in
+the same order for the same program and arguments.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+PROFILE_FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class StageProfile:
+    """One stage as the profiling run saw it.
+
+    Attributes:
+        stage_id: Spark's stage id (its ordinal in the application's DAG).
+        name: Spark's stage name, e.g. ``reduceByKey at pagerank.py:41``.
+        tasks: Number of tasks.
+        input_records: Records the stage read (input plus shuffle read).
+        duration_s: Wall time of the stage at the profile's nominal cores.
+        idle_before_s: Wall time before the stage was submitted during which no stage ran
+            (driver work, job scheduling, the application's start-up for the first stage).
+    """
+
+    stage_id: int
+    name: str
+    tasks: int
+    input_records: int
+    duration_s: float
+    idle_before_s: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the stage as a plain, JSON-ready dict."""
+        return {
+            "stageId": self.stage_id,
+            "name": self.name,
+            "tasks": self.tasks,
+            "inputRecords": self.input_records,
+            "durationSeconds": round(self.duration_s, 3),
+            "idleBeforeSeconds": round(self.idle_before_s, 3),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> StageProfile:
+        """Build a stage from :meth:`to_dict`'s output."""
+        return cls(
+            stage_id=int(data["stageId"]),
+            name=str(data.get("name", "")),
+            tasks=int(data["tasks"]),
+            input_records=int(data.get("inputRecords", 0)),
+            duration_s=float(data["durationSeconds"]),
+            idle_before_s=float(data.get("idleBeforeSeconds", 0.0)),
+        )
+
+
+@dataclass(frozen=True)
+class ApplicationProfile:
+    """All stages of one application, ordered by stage id.
+
+    Attributes:
+        nominal_cores: Total executor cores the durations are normalised to
+            (instances × coresMax of the profiling run).
+        stages: The stages in stage-id order (skipped stages left out).
+        tail_s: Wall time after the last stage until the application ended.
+        source: Free text saying where the profile came from (application file, arguments).
+    """
+
+    nominal_cores: float
+    stages: tuple[StageProfile, ...]
+    tail_s: float = 0.0
+    source: str = ""
+    _by_id: dict[int, StageProfile] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        """Order the stages by id and index them."""
+        ordered = tuple(sorted(self.stages, key=lambda s: s.stage_id))
+        object.__setattr__(self, "stages", ordered)
+        object.__setattr__(self, "_by_id", {s.stage_id: s for s in ordered})
+
+    def stage(self, stage_id: int) -> StageProfile | None:
+        """Return the profiled stage with that id, or ``None`` when the profile lacks it."""
+        return self._by_id.get(stage_id)
+
+    def stages_after(self, stage_id: int) -> tuple[StageProfile, ...]:
+        """Return the profiled stages that come after ``stage_id``."""
+        return tuple(s for s in self.stages if s.stage_id > stage_id)
+
+    @property
+    def total_duration_s(self) -> float:
+        """Wall time of the whole application at nominal cores, idle times included."""
+        return sum(s.duration_s + s.idle_before_s for s in self.stages) + self.tail_s
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the profile as a plain, JSON-ready dict."""
+        return {
+            "formatVersion": PROFILE_FORMAT_VERSION,
+            "nominalCores": self.nominal_cores,
+            "tailSeconds": round(self.tail_s, 3),
+            "source": self.source,
+            "stages": [s.to_dict() for s in self.stages],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ApplicationProfile:
+        """Build a profile from :meth:`to_dict`'s output.
+
+        Raises:
+            ValueError: when the data is not a profile of a format this version reads.
+        """
+        version = data.get("formatVersion")
+        if version != PROFILE_FORMAT_VERSION:
+            raise ValueError(f"unsupported stage profile format {version!r} (expected {PROFILE_FORMAT_VERSION})")
+        return cls(
+            nominal_cores=float(data["nominalCores"]),
+            stages=tuple(StageProfile.from_dict(s) for s in data["stages"]),
+            tail_s=float(data.get("tailSeconds", 0.0)),
+            source=str(data.get("source", "")),
+        )
+
+    def save(self, path: Path) -> Path:
+        """Write the profile as JSON (parent folders created) and return the path."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
+        tmp.replace(path)
+        return path
+
+    @classmethod
+    def load(cls, path: Path) -> ApplicationProfile:
+        """Read a profile written by :meth:`save`.
+
+        Raises:
+            OSError: when the file cannot be read.
+            ValueError: when it is not a profile.
+        """
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: not a stage profile")
+        return cls.from_dict(data)

@@ -1,0 +1,243 @@
+"""A simulated Spark application: the plant the control law is tested and tuned against.
+
+Stages run one after another; each has tasks whose work (core-seconds) is drawn around a
+mean. Executors have task slots; a running task advances at ``min(1, cores / running)`` core,
+because a task is one thread and the executor's cores are shared by its running tasks. Before
+a stage starts the driver may work alone (``idle_before_s``); stages of one job are announced
+(``PENDING``) when the job starts, as Spark does. Deterministic for a given seed.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from dynaspark.law import DeadlineControlLaw, LawState
+from dynaspark.observation import ProgressObservation, StageObservation, StageStatus
+from dynaspark.profile import ApplicationProfile
+from dynaspark.profiler import ProfileRecorder
+
+SUBSTEP_S = 0.05
+"""Integration step of the plant (seconds)."""
+
+
+@dataclass(frozen=True)
+class SimStage:
+    """One stage of a simulated application.
+
+    Attributes:
+        stage_id: Stage id (stages run in id order).
+        job_id: The job it belongs to (a job's stages are announced together).
+        tasks: Number of tasks.
+        task_core_s: Mean work of one task (core-seconds).
+        idle_before_s: Driver time before the stage starts.
+        name: Stage name.
+    """
+
+    stage_id: int
+    job_id: int
+    tasks: int
+    task_core_s: float
+    idle_before_s: float = 0.0
+    name: str = "stage"
+
+
+@dataclass
+class _StageRun:
+    queue: list[float]
+    running: dict[str, list[float]]
+    done_by_executor: dict[str, int]
+    submitted_s: float | None = None
+    completed_s: float | None = None
+
+
+@dataclass
+class SimulatedSparkApp:
+    """The plant: advance it with cores per executor, observe it like Spark's REST API.
+
+    Attributes:
+        stages: The application's stages.
+        executor_ids: Executors.
+        slots_per_executor: Task slots per executor (``spark.executor.cores``).
+        noise: Relative spread of a task's work (log-normal sigma).
+        work_scale: Multiplies every task's work (a run slower or faster than the profile).
+        seed: Random seed.
+        start_s: Clock at the start.
+    """
+
+    stages: Sequence[SimStage]
+    executor_ids: tuple[str, ...] = ("0", "1")
+    slots_per_executor: int = 1
+    noise: float = 0.2
+    work_scale: float = 1.0
+    seed: int = 0
+    start_s: float = 0.0
+    t_s: float = field(init=False)
+    _runs: dict[int, _StageRun] = field(init=False, default_factory=dict)
+    _index: int = field(init=False, default=0)
+    _idle_left_s: float = field(init=False, default=0.0)
+    _rng: random.Random = field(init=False)
+    _next_executor: int = field(init=False, default=0)
+    core_seconds: float = field(init=False, default=0.0)
+
+    def __post_init__(self) -> None:
+        """Draw every task's work and start the first stage's idle time."""
+        self.t_s = self.start_s
+        self._rng = random.Random(self.seed)
+        for st in self.stages:
+            works = [
+                st.task_core_s * self.work_scale * self._rng.lognormvariate(0.0, self.noise) for _ in range(st.tasks)
+            ]
+            self._runs[st.stage_id] = _StageRun(
+                queue=works, running={e: [] for e in self.executor_ids}, done_by_executor={}
+            )
+        self._idle_left_s = self.stages[0].idle_before_s if self.stages else 0.0
+
+    @property
+    def finished(self) -> bool:
+        """Whether every stage has completed."""
+        return self._index >= len(self.stages)
+
+    def advance(self, cores: Mapping[str, float], dt_s: float) -> None:
+        """Run the plant for ``dt_s`` seconds with the given cores per executor."""
+        elapsed = 0.0
+        while elapsed < dt_s - 1e-9 and not self.finished:
+            h = min(SUBSTEP_S, dt_s - elapsed)
+            self._substep(cores, h)
+            elapsed += h
+        self.core_seconds += sum(cores.get(e, 0.0) for e in self.executor_ids) * dt_s
+        self.t_s += dt_s - elapsed
+
+    def _substep(self, cores: Mapping[str, float], h: float) -> None:
+        self.t_s += h
+        stage = self.stages[self._index]
+        run = self._runs[stage.stage_id]
+        if run.submitted_s is None:
+            self._idle_left_s -= h
+            if self._idle_left_s > 1e-9:
+                return
+            run.submitted_s = self.t_s
+        self._assign(run)
+        for e in self.executor_ids:
+            tasks = run.running[e]
+            if not tasks:
+                continue
+            speed = min(1.0, cores.get(e, 0.0) / len(tasks))
+            left = [w - speed * h for w in tasks]
+            finished = sum(1 for w in left if w <= 0)
+            run.running[e] = [w for w in left if w > 0]
+            if finished:
+                run.done_by_executor[e] = run.done_by_executor.get(e, 0) + finished
+        if not run.queue and not any(run.running.values()):
+            run.completed_s = self.t_s
+            self._index += 1
+            if not self.finished:
+                self._idle_left_s = self.stages[self._index].idle_before_s
+
+    def _assign(self, run: _StageRun) -> None:
+        """Hand queued tasks to free slots, executors taken in turn as Spark's offers are."""
+        n = len(self.executor_ids)
+        for i in range(n):
+            e = self.executor_ids[(self._next_executor + i) % n]
+            while run.queue and len(run.running[e]) < self.slots_per_executor:
+                run.running[e].append(run.queue.pop())
+        self._next_executor = (self._next_executor + 1) % n
+
+    def observe(self) -> ProgressObservation:
+        """Return what Spark's REST API would report now."""
+        started_jobs = {st.job_id for st in self.stages if self._runs[st.stage_id].submitted_s is not None}
+        out = []
+        for i, st in enumerate(self.stages):
+            if st.job_id not in started_jobs:
+                continue
+            run = self._runs[st.stage_id]
+            status: StageStatus
+            if i < self._index:
+                status = "COMPLETE"
+            elif run.submitted_s is not None:
+                status = "ACTIVE"
+            else:
+                status = "PENDING"
+            out.append(
+                StageObservation(
+                    stage_id=st.stage_id,
+                    name=st.name,
+                    status=status,
+                    num_tasks=st.tasks,
+                    completed_tasks=sum(run.done_by_executor.values()),
+                    completed_tasks_by_executor=dict(run.done_by_executor),
+                    input_records=sum(run.done_by_executor.values()) * 1000,
+                    submission_time_s=run.submitted_s,
+                    completion_time_s=run.completed_s,
+                )
+            )
+        return ProgressObservation(
+            stages=tuple(out), executor_ids=self.executor_ids, application_id="app-sim", finished=self.finished
+        )
+
+
+@dataclass(frozen=True)
+class LoopSample:
+    """One period of a simulated closed loop.
+
+    Attributes:
+        t_s: Time of the step.
+        cores: Cores applied per executor.
+        set_point: The stage set point (``None`` between stages).
+        stage_progress: Fraction of the running stage done.
+        stage_id: The stage regulated.
+    """
+
+    t_s: float
+    cores: dict[str, float]
+    set_point: float | None
+    stage_progress: float | None
+    stage_id: int | None
+
+
+def run_closed_loop(
+    app: SimulatedSparkApp,
+    law: DeadlineControlLaw,
+    state: LawState,
+    *,
+    period_s: float = 1.0,
+    max_s: float = 3600.0,
+    stop_after_steps: int | None = None,
+) -> tuple[LawState, list[LoopSample]]:
+    """Drive the plant with the law until the application ends (or ``stop_after_steps``).
+
+    Args:
+        app: The plant (advanced in place).
+        law: The control law.
+        state: The law's state to start from.
+        period_s: Sampling period.
+        max_s: Give up after this much simulated time.
+        stop_after_steps: Stop after this many steps (to test resuming).
+
+    Returns:
+        The law's last state and one sample per step.
+    """
+    samples: list[LoopSample] = []
+    while not app.finished and app.t_s - app.start_s < max_s:
+        if stop_after_steps is not None and len(samples) >= stop_after_steps:
+            break
+        state, decision = law.step(state, app.observe(), app.t_s)
+        samples.append(
+            LoopSample(app.t_s, dict(decision.cores), decision.set_point, decision.stage_progress, decision.stage_id)
+        )
+        app.advance(decision.cores, period_s)
+    return state, samples
+
+
+def profile_at_cores(stages: Sequence[SimStage], cores: float, executors: int = 2, seed: int = 0) -> ApplicationProfile:
+    """Run the plant with every executor at ``cores`` and record its profile (a first run)."""
+    ids = tuple(str(i) for i in range(executors))
+    app = SimulatedSparkApp(stages, executor_ids=ids, seed=seed)
+    recorder = ProfileRecorder(start_s=app.start_s, nominal_cores=cores * executors, source="simulation")
+    while not app.finished:
+        recorder.record(app.t_s, app.observe(), cores * executors)
+        app.advance({e: cores for e in ids}, 1.0)
+    profile = recorder.profile(app.t_s)
+    assert profile is not None
+    return profile

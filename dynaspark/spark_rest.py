@@ -1,0 +1,117 @@
+"""Progress sensor over the REST API of a Spark driver (``/api/v1``).
+
+Reads ``/applications`` (the application id), ``/applications/{id}/stages`` (every stage with
+its status and task counts), ``/applications/{id}/stages/{stage}/{attempt}`` for the running
+stages (tasks done per executor) and ``/applications/{id}/executors`` (live executors). While
+the driver is not up yet — or already gone — it reports an empty observation rather than
+failing: the loop keeps its period either way.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import urllib.error
+import urllib.request
+from collections.abc import Mapping, Sequence
+from typing import Any, cast
+
+from dynaspark.observation import ProgressObservation, StageObservation, StageStatus
+
+log = logging.getLogger(__name__)
+
+_STATUSES: frozenset[str] = frozenset({"ACTIVE", "COMPLETE", "PENDING", "SKIPPED", "FAILED"})
+
+
+def parse_spark_time(text: str | None) -> float | None:
+    """Parse a Spark REST timestamp (``2024-05-01T10:00:00.123GMT``) into seconds since the epoch."""
+    if not text:
+        return None
+    value = text.removesuffix("GMT").removesuffix("Z")
+    try:
+        parsed = dt.datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%f")
+    except ValueError:
+        return None
+    return parsed.replace(tzinfo=dt.UTC).timestamp()
+
+
+def stage_from_rest(data: Mapping[str, Any], by_executor: Mapping[str, int] | None = None) -> StageObservation:
+    """Turn one entry of ``/stages`` into a :class:`StageObservation`."""
+    status = str(data.get("status", "PENDING"))
+    return StageObservation(
+        stage_id=int(data["stageId"]),
+        name=str(data.get("name", "")),
+        status=cast(StageStatus, status if status in _STATUSES else "PENDING"),
+        num_tasks=int(data.get("numTasks", 0)),
+        completed_tasks=int(data.get("numCompleteTasks", 0)),
+        completed_tasks_by_executor=dict(by_executor or {}),
+        input_records=int(data.get("inputRecords", 0)) + int(data.get("shuffleReadRecords", 0)),
+        submission_time_s=parse_spark_time(data.get("submissionTime")),
+        completion_time_s=parse_spark_time(data.get("completionTime")),
+    )
+
+
+def latest_attempts(stages: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """Keep only the latest attempt of each stage."""
+    latest: dict[int, Mapping[str, Any]] = {}
+    for stage in stages:
+        sid = int(stage["stageId"])
+        if sid not in latest or int(stage.get("attemptId", 0)) > int(latest[sid].get("attemptId", 0)):
+            latest[sid] = stage
+    return [latest[sid] for sid in sorted(latest)]
+
+
+class SparkRestSensor:
+    """Reads a running application's progress from its driver.
+
+    Args:
+        base_url: The driver's UI, e.g. ``http://127.0.0.1:4040``.
+        timeout_s: Timeout of each request.
+    """
+
+    def __init__(self, base_url: str, timeout_s: float = 2.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout_s = timeout_s
+        self.application_id: str | None = None
+        self.application_start_s: float | None = None
+
+    def _get(self, path: str) -> Any:
+        with urllib.request.urlopen(f"{self.base_url}/api/v1{path}", timeout=self.timeout_s) as resp:
+            return json.loads(resp.read())
+
+    def read(self) -> ProgressObservation:
+        """Return the application's progress now (empty while the driver does not answer)."""
+        try:
+            return self._read()
+        except (OSError, urllib.error.URLError, ValueError, KeyError, TypeError) as exc:
+            log.debug("driver REST API not answering: %s", exc)
+            return ProgressObservation(application_id=self.application_id)
+
+    def _read(self) -> ProgressObservation:
+        if self.application_id is None:
+            apps = self._get("/applications")
+            if not apps:
+                return ProgressObservation()
+            self.application_id = str(apps[0]["id"])
+            attempts = apps[0].get("attempts") or [{}]
+            self.application_start_s = parse_spark_time(attempts[0].get("startTime"))
+        app = f"/applications/{self.application_id}"
+        raw_stages = latest_attempts(self._get(f"{app}/stages"))
+        stages = []
+        for raw in raw_stages:
+            if raw.get("status") != "ACTIVE":
+                stages.append(stage_from_rest(raw))
+                continue
+            detail = self._get(f"{app}/stages/{raw['stageId']}/{raw.get('attemptId', 0)}?details=true")
+            summary = detail.get("executorSummary") or {}
+            by_executor = {str(e): int(s.get("succeededTasks", 0)) for e, s in summary.items()}
+            stages.append(stage_from_rest(detail, by_executor))
+        executors = self._get(f"{app}/executors")
+        ids = tuple(
+            sorted(
+                (str(e["id"]) for e in executors if e.get("id") != "driver" and e.get("isActive", True)),
+                key=lambda x: (len(x), x),
+            )
+        )
+        return ProgressObservation(stages=tuple(stages), executor_ids=ids, application_id=self.application_id)

@@ -1,0 +1,75 @@
+"""The spark-submit command of a DeadlineJob on the local standalone cluster.
+
+Client mode (the driver runs here), ``spark.executor.cores = ceil(coresMax)`` task slots per
+executor, ``instances`` executors (``spark.cores.max`` in standalone mode), the job's own
+``sparkConf``, and a driver UI on a port of our choosing so the sensor knows where to look.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+from dynaspark.api import DeadlineJob
+from dynaspark.standalone import spark_home
+from mlscale.units import spark_memory
+
+
+def task_slots(cores_max: float) -> int:
+    """Task slots of an executor: coresMax rounded up (at least one)."""
+    return max(1, math.ceil(cores_max - 1e-9))
+
+
+def submit_conf(job: DeadlineJob, ui_port: int, *, dynamic_allocation: bool = False) -> dict[str, str]:
+    """Return the Spark configuration for the job (``sparkConf`` first, our keys over it).
+
+    Args:
+        job: The DeadlineJob.
+        ui_port: Port of the driver's UI and REST API.
+        dynamic_allocation: Let Spark scale the executor count (the benchmark's baseline).
+    """
+    ex = job.spec.executors
+    slots = task_slots(ex.cores_max)
+    conf = dict(job.spec.application.spark_conf)
+    conf.update(
+        {
+            "spark.app.name": job.metadata.name,
+            "spark.executor.cores": str(slots),
+            "spark.executor.instances": str(ex.instances),
+            "spark.cores.max": str(slots * ex.instances),
+            "spark.executor.memory": spark_memory(ex.memory),
+            "spark.driver.host": "127.0.0.1",
+            "spark.driver.bindAddress": "127.0.0.1",
+            "spark.ui.port": str(ui_port),
+            "spark.ui.showConsoleProgress": "false",
+            "spark.pyspark.python": sys.executable,
+            "spark.pyspark.driver.python": sys.executable,
+        }
+    )
+    if dynamic_allocation:
+        conf.update(
+            {
+                "spark.dynamicAllocation.enabled": "true",
+                "spark.dynamicAllocation.shuffleTracking.enabled": "true",
+                "spark.dynamicAllocation.minExecutors": "1",
+                "spark.dynamicAllocation.initialExecutors": "1",
+                "spark.dynamicAllocation.maxExecutors": str(ex.instances),
+                "spark.dynamicAllocation.executorIdleTimeout": "3s",
+                "spark.dynamicAllocation.schedulerBacklogTimeout": "1s",
+            }
+        )
+    else:
+        conf["spark.dynamicAllocation.enabled"] = "false"
+    return conf
+
+
+def submit_command(job: DeadlineJob, app_file: Path, master_url: str, conf: Mapping[str, str]) -> list[str]:
+    """Return the spark-submit command line for the job."""
+    command = [str(spark_home() / "bin" / "spark-submit"), "--master", master_url, "--deploy-mode", "client"]
+    for key, value in conf.items():
+        command += ["--conf", f"{key}={value}"]
+    if job.spec.application.main_class:
+        command += ["--class", job.spec.application.main_class]
+    return [*command, str(app_file), *job.spec.application.arguments]

@@ -1,0 +1,96 @@
+"""`mlscale run` of a DeadlineJob end to end: real Spark standalone, real cgroup quotas."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from dynaspark.api import DeadlineJob
+from dynaspark.local import run_local
+from dynaspark.processes import executor_processes
+from mlscale.cgroups import cgroup_unavailable_reason
+from mlscale.local import LocalRunOptions
+
+REPO = Path(__file__).resolve().parents[3]
+APP = REPO / "examples" / "dynaspark" / "aggregate_by_key.py"
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.slow,
+    pytest.mark.skipif(shutil.which("java") is None, reason="Spark needs Java 17+"),
+    pytest.mark.skipif(cgroup_unavailable_reason() is not None, reason=str(cgroup_unavailable_reason())),
+]
+
+
+def _job_file(tmp_path: Path) -> Path:
+    document = {
+        "apiVersion": "mlscale.dev/v1alpha1",
+        "kind": "DeadlineJob",
+        "metadata": {"name": "agg-small"},
+        "spec": {
+            "deadline": "150s",
+            "application": {
+                "mainApplicationFile": str(APP),
+                "arguments": ["--records", "200000", "--keys", "200", "--partitions", "8"],
+            },
+            "executors": {"instances": 2, "coresMin": "100m", "coresMax": "1", "memory": "512Mi"},
+            "control": {"gain": 2},
+        },
+    }
+    path = tmp_path / "job.yaml"
+    path.write_text(yaml.safe_dump(document))
+    return path
+
+
+def _run(path: Path, report_dir: Path) -> tuple[int, dict[str, Any]]:
+    job = DeadlineJob.model_validate(yaml.safe_load(path.read_text()))
+    code = run_local(job, LocalRunOptions(report_dir=report_dir, quiet=True, source=path))
+    return code, json.loads((report_dir / "report.json").read_text())
+
+
+def test_job_meets_its_deadline_under_cgroup_quotas_and_profiles_itself(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLSCALE_CACHE_DIR", str(tmp_path / "cache"))
+    path = _job_file(tmp_path)
+
+    code, report = _run(path, tmp_path / "first")
+    assert code == 0, report.get("conditions")
+    assert report["kind"] == "DeadlineJob"
+    assert report["name"] == "agg-small"
+    assert report["phase"] == "Succeeded"
+    assert report["deadline_met"] is True
+    assert 0 < report["completion_s"] <= report["deadline_s"] == 150.0
+    assert 0 < report["core_seconds"] <= report["max_core_seconds"]
+    samples = report["samples"]
+    assert isinstance(samples, list)
+    assert len(samples) >= 5
+    assert any(set(s["cores"]) == {"0", "1"} for s in samples)
+    # The quotas were written to the kernel and read back from it, within [coresMin, coresMax].
+    quotas = report["cgroup_quotas"]
+    assert isinstance(quotas, dict)
+    assert set(quotas) == {"0", "1"}
+    assert all(0.1 - 1e-9 <= q <= 1.0 + 1e-9 for q in quotas.values())
+    assert report["quota_writes"] >= 2
+    assert report["cpu_seconds"] > 0
+    assert (tmp_path / "first" / "report.png").stat().st_size > 0
+    first_profile = report["profile_cached"]
+    assert first_profile is not None
+    assert Path(str(first_profile)).exists()
+    assert any("ProfileMissing" in c for c in report["conditions"])
+    # Nothing of the run is left: no executor JVM, no cgroup.
+    assert report["application_id"]
+    assert executor_processes(str(report["application_id"])) == []
+    assert report["cgroup_paths"]
+    assert not any(Path(p).exists() for p in report["cgroup_paths"])
+
+    code, report = _run(path, tmp_path / "second")
+    assert report["phase"] in ("Succeeded", "DeadlineMissed")
+    assert report["profile_used"] == first_profile
+    assert not any("ProfileMissing" in c for c in report["conditions"])
+    assert code == 0
