@@ -98,6 +98,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             uncontrolled=args.uncontrolled,
             quiet=args.quiet,
             source=path,
+            extra={"workers": str(args.workers)} if args.workers else {},
         )
         try:
             module = importlib.import_module(f"{item.info.engine}.local")
@@ -140,6 +141,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--report", help="report directory (default: reports/<kind>-<name>)")
     run.add_argument("--load", help="InferenceService: load trace, e.g. 'step:5:20@30' or a CSV file")
     run.add_argument("--duration", type=float, help="InferenceService: seconds of load")
+    run.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="FederatedTraining: client worker processes on 127.0.0.1 (0 simulates clients in the TFF process)",
+    )
     run.add_argument(
         "--uncontrolled", action="store_true", help="run without cgroup limits where cgroups are not writable"
     )

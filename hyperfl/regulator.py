@@ -1,0 +1,243 @@
+"""Quality regulator: local epochs and clients per round so accuracy reaches its target on budget.
+
+The reference trajectory is "linear-rounds": from the last accuracy ``a`` after round ``r``, the
+remaining gap to the target ``A*`` is spread evenly over the remaining rounds ``R* - r``, so the
+next round should gain ``v = (A* - a) / (R* - r)``. The regulator fits accuracy against the
+cumulative local epochs trained so far (:mod:`hyperfl.learning_curve`) and inverts that curve
+to find the epochs that gain ``v``. Doing no more than the reference asks keeps client work
+low; when even the fewest epochs gain clearly more than asked, it also selects fewer clients,
+and it returns to the full count as soon as the trajectory needs more than the fewest epochs.
+
+Pure: no I/O, no clock; the state serialises to a dict kept in the resource status.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from hyperfl.learning_curve import MAX_PREDICTED_ROUNDS, PowerLawCurve, fit_power_law
+
+OBSERVATION_LIMIT = 500
+"""Observations kept in the state (the fit needs the early rounds, so this is not a short window)."""
+
+NOISE_WINDOW = 8
+"""Recent rounds whose scatter around the curve sets the aiming margin above the target."""
+MIN_NOISE = 0.002
+"""Smallest aiming margin (accuracy)."""
+MAX_NOISE = 0.02
+"""Largest aiming margin (accuracy)."""
+
+
+@dataclass(frozen=True)
+class RegulatorSettings:
+    """Limits and target of the quality regulator.
+
+    Attributes:
+        target: Accuracy to reach (``A*``).
+        rounds_max: Round budget (``R*``).
+        epochs_min: Fewest local epochs per round.
+        epochs_max: Most local epochs per round.
+        clients_max: Clients per round asked for in the spec (never exceeded).
+        clients_min: Fewest clients per round the regulator may fall back to when ahead.
+        ahead_ratio: The fewest epochs count as "ahead" when the curve says they gain this many
+            times the reference gain.
+        spare_rounds: Rounds kept in reserve: the reference aims this many rounds before the
+            budget's end (while more than twice as many remain), so noise does not miss it.
+    """
+
+    target: float
+    rounds_max: int
+    epochs_min: int
+    epochs_max: int
+    clients_max: int
+    clients_min: int
+    ahead_ratio: float = 1.5
+    spare_rounds: int = 1
+
+    def __post_init__(self) -> None:
+        """Check the ranges."""
+        if not 1 <= self.epochs_min <= self.epochs_max:
+            raise ValueError(f"need 1 <= epochs_min <= epochs_max, got {self.epochs_min}..{self.epochs_max}")
+        if not 1 <= self.clients_min <= self.clients_max:
+            raise ValueError(f"need 1 <= clients_min <= clients_max, got {self.clients_min}..{self.clients_max}")
+        if self.rounds_max < 1:
+            raise ValueError(f"rounds_max must be at least 1, got {self.rounds_max}")
+
+    @staticmethod
+    def default_clients_min(clients_max: int) -> int:
+        """Fewest clients the regulator falls back to: half the asked count, at least two when possible."""
+        return max(min(2, clients_max), math.ceil(clients_max / 2))
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One finished round as the regulator sees it.
+
+    Attributes:
+        round: Round number, from 1.
+        accuracy: Evaluated accuracy after the round.
+        epochs: Local epochs the round trained.
+        clients: Clients the round selected.
+    """
+
+    round: int
+    accuracy: float
+    epochs: int
+    clients: int
+
+
+@dataclass
+class RegulatorState:
+    """What the regulator remembers between rounds (serialisable to the resource status).
+
+    Attributes:
+        observations: Finished rounds, oldest first.
+    """
+
+    observations: list[Observation] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-data form for the resource status."""
+        return {"observations": [asdict(o) for o in self.observations]}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RegulatorState:
+        """Rebuild a state stored with :meth:`to_dict`."""
+        return cls(observations=[Observation(**o) for o in data.get("observations", [])])
+
+
+@dataclass(frozen=True)
+class RoundPlan:
+    """What the next round should do, and why.
+
+    Attributes:
+        round: The round this plan is for.
+        clients: Clients to select.
+        epochs: Local epochs each client trains.
+        required_gain: Accuracy the reference asks this round to add (``None`` before any round).
+        predicted_gain: Accuracy the curve expects these epochs to add (``None`` without a curve).
+        predicted_rounds_to_target: Round at which the curve, at this pace, reaches the target.
+        target_at_risk: The prediction exceeds the round budget even at the chosen effort.
+        curve: The fitted accuracy-vs-cumulative-epochs curve, if any.
+        reason: One word for the decision (for logs and events).
+    """
+
+    round: int
+    clients: int
+    epochs: int
+    required_gain: float | None
+    predicted_gain: float | None
+    predicted_rounds_to_target: int | None
+    target_at_risk: bool
+    curve: PowerLawCurve | None
+    reason: str
+
+
+class QualityRegulator:
+    """Chooses local epochs and clients per round to follow the linear-rounds reference."""
+
+    def __init__(self, settings: RegulatorSettings, state: RegulatorState | None = None) -> None:
+        """Create a regulator.
+
+        Args:
+            settings: Target, budget and actuator limits.
+            state: State to resume from (a fresh one when ``None``).
+        """
+        self.settings = settings
+        self.state = state if state is not None else RegulatorState()
+
+    def observe(self, round_: int, accuracy: float, epochs: int, clients: int) -> None:
+        """Record a finished round (repeated or older rounds replace what was recorded)."""
+        kept = [o for o in self.state.observations if o.round < round_]
+        kept.append(Observation(round=round_, accuracy=accuracy, epochs=epochs, clients=clients))
+        self.state.observations = kept[-OBSERVATION_LIMIT:]
+
+    def _cumulative_epochs(self) -> list[float]:
+        total = 0.0
+        out = []
+        for o in self.state.observations:
+            total += o.epochs
+            out.append(total)
+        return out
+
+    def plan(self, rounds_left_by_time: int | None = None) -> RoundPlan:
+        """Plan the next round.
+
+        Args:
+            rounds_left_by_time: Rounds the wall-clock deadline still leaves room for (from the
+                mean round duration), or ``None`` when there is no deadline. The reference then
+                aims at the earlier of the round budget and the deadline.
+
+        Returns:
+            The plan. Planning changes no state: the same observations give the same plan.
+        """
+        s = self.settings
+        obs = self.state.observations
+        last_round = obs[-1].round if obs else 0
+        next_round = last_round + 1
+        clients = obs[-1].clients if obs else s.clients_max
+        clients = min(max(clients, s.clients_min), s.clients_max)
+        if not obs:
+            return RoundPlan(next_round, clients, s.epochs_min, None, None, None, False, None, "start")
+
+        horizon = s.rounds_max
+        if rounds_left_by_time is not None:
+            horizon = min(horizon, last_round + max(rounds_left_by_time, 1))
+        remaining = max(horizon - last_round, 1)
+        if remaining > 2 * s.spare_rounds:
+            remaining -= s.spare_rounds
+        efforts = self._cumulative_epochs()
+        curve = fit_power_law(efforts, [o.accuracy for o in obs])
+        if curve is None:
+            # Too few rounds to fit: hold the cheapest effort and learn the curve's shape.
+            gain = (s.target - obs[-1].accuracy) / remaining
+            return RoundPlan(next_round, clients, s.epochs_min, gain, None, None, False, None, "learning")
+
+        effort_now = efforts[-1]
+        # The curve's value, not the last (noisy) measurement, is where the trajectory starts.
+        accuracy_now = curve.accuracy_at(effort_now)
+        # Aim one noise width above the target: a trajectory that lands exactly on it misses
+        # half the time. The width is the scatter of the recent rounds around the curve.
+        recent = obs[-NOISE_WINDOW:]
+        residuals = [o.accuracy - curve.accuracy_at(e) for o, e in zip(recent, efforts[-NOISE_WINDOW:], strict=True)]
+        noise = min(max(statistics.pstdev(residuals), MIN_NOISE), MAX_NOISE)
+        aim = s.target + noise
+        if curve.effort_for(aim) is None:
+            aim = s.target
+        required = (aim - accuracy_now) / remaining
+        needed = curve.effort_for(accuracy_now + required)
+        effort_target = curve.effort_for(aim)
+        # Linear-rounds alone front-loads too little work on a saturating curve: the rounds it
+        # saves early cost more epochs late. The constant pace that reaches the target exactly
+        # at the horizon is a floor under it.
+        epochs_reference = math.inf if needed is None else needed - effort_now
+        epochs_pace = math.inf if effort_target is None else (effort_target - effort_now) / remaining
+        epochs_raw = max(epochs_reference, epochs_pace)
+        if math.isfinite(epochs_raw):
+            epochs = min(max(math.floor(epochs_raw + 0.5), s.epochs_min), s.epochs_max)
+        else:
+            epochs = s.epochs_max
+        gain = curve.accuracy_at(effort_now + epochs) - accuracy_now
+
+        reason = "on-track"
+        if epochs_raw * s.ahead_ratio <= s.epochs_min:
+            clients = max(clients - 1, s.clients_min)
+            reason = "ahead"
+        elif epochs_raw > s.epochs_min + 0.5:
+            clients = min(clients + 1, s.clients_max)
+            reason = "behind" if epochs_raw <= s.epochs_max else "short"
+
+        # Predict at the pace the regulator holds on average (fractional epochs, within limits):
+        # rounding dithers single rounds between two epoch counts, the pace does not.
+        pace = min(max(epochs_raw, float(s.epochs_min)), float(s.epochs_max))
+        predicted: int | None
+        if effort_target is None:
+            predicted = None
+        else:
+            rounds_more = max(math.ceil((effort_target - effort_now) / pace - 1e-6), 1)
+            predicted = min(last_round + rounds_more, MAX_PREDICTED_ROUNDS)
+        at_risk = predicted is None or predicted > horizon
+        return RoundPlan(next_round, clients, epochs, required, gain, predicted, at_risk, curve, reason)
