@@ -15,7 +15,7 @@ _DURATION_FIELDS = {"deadline"}
 
 def _show(name: str, value: Any) -> str:
     if name in _CPU_FIELDS and isinstance(value, float):
-        return f"{format_cpu(value)} ({value:g} cores)"
+        return f"{format_cpu(value)} ({value:g} core{'' if value == 1 else 's'})"
     if name in _DURATION_FIELDS and isinstance(value, float):
         return f"{format_duration(value)} ({value:g} s)"
     if name == "memory" and isinstance(value, int):
