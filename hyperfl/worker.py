@@ -116,13 +116,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--alpha", type=float, default=0.5)
     parser.add_argument("--evaluation-fraction", type=float, default=0.2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0 in a pod, behind its Service)")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--delay-s", type=float, default=0.0)
     args = parser.parse_args(argv)
     data = load_federated_digits(args.clients, args.partition, args.alpha, args.evaluation_fraction, args.seed)
     trainer = ClientTrainer(args.builder, data, args.delay_s)
-    server = HTTPServer(("127.0.0.1", args.port), _handler(trainer))
-    print(f"listening on http://127.0.0.1:{server.server_address[1]}", flush=True)
+    server = HTTPServer((args.host, args.port), _handler(trainer))
+    shown = "127.0.0.1" if args.host == "0.0.0.0" else args.host
+    print(f"listening on http://{shown}:{server.server_address[1]}", flush=True)
     try:
         server.serve_forever()
     finally:

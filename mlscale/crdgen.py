@@ -95,11 +95,11 @@ class _Converter:
             else:
                 out[key] = value
         additional = schema.get("additionalProperties")
-        if isinstance(additional, dict):
-            if additional:
-                out["additionalProperties"] = self.convert(additional)
-            else:
-                out["x-kubernetes-preserve-unknown-fields"] = True
+        if isinstance(additional, dict) and additional:
+            out["additionalProperties"] = self.convert(additional)
+        elif additional is True or additional == {}:
+            # dict[str, Any]: free-form (e.g. a regulator's serialised state) that the API server must keep.
+            out["x-kubernetes-preserve-unknown-fields"] = True
         if "const" in schema and "type" not in out:
             out["type"] = "string"
         if "enum" in out and "type" not in out:

@@ -102,10 +102,14 @@ class ServiceControl(ApiModel):
 
     period_seconds: float = Field(default=2.0, gt=0, le=300)
     """Sampling period of the control loop in seconds."""
-    integral_gain: float = Field(default=0.21, gt=0)
-    """Integral gain b of each replica's speed regulator."""
-    proportional_gain: float = Field(default=0.17, ge=0)
-    """Proportional gain d of each replica's speed regulator."""
+    proportional_gain: float = Field(default=0.1, ge=0)
+    """Gain b of each replica's speed regulator, on the change of the error (its proportional action).
+
+    The law is x = x_prev + b·e, cores = x + d·e, x_prev = cores − b·e: each period moves the
+    cores by b·Δe + d·e, in units of coresMax per unit of normalised speed error.
+    """
+    integral_gain: float = Field(default=0.1, gt=0)
+    """Gain d of each replica's speed regulator, on the error itself (its integral action)."""
     scale_down_window_seconds: float = Field(default=30.0, gt=0)
     """How long every replica must sit low before one is removed."""
 

@@ -91,3 +91,10 @@ def test_schema_carries_ranges_enums_and_required_fields() -> None:
         "properties"
     ]["partition"]
     assert partition["properties"]["type"]["enum"] == ["iid", "dirichlet"]
+
+
+@pytest.mark.parametrize("path", CRD_FILES, ids=lambda p: p.name)
+def test_control_state_survives_the_api_server(path: Path) -> None:
+    crd = yaml.safe_load(path.read_text())
+    status = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["status"]
+    assert status["properties"]["controlState"]["x-kubernetes-preserve-unknown-fields"] is True

@@ -1,0 +1,138 @@
+"""The InferenceService allocation law: per-replica CPU regulators plus the horizontal step."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from roma.regulator import CpuLawGains, ReplicaCpuRegulator
+from roma.scaling import ReplicaScaler, ScalingPolicy, redistribute_cores
+
+
+@dataclass(frozen=True)
+class Allocation:
+    """What the actuator applies for the next period.
+
+    Attributes:
+        cores: Cores of each replica (its length is the replica count).
+    """
+
+    cores: tuple[float, ...]
+
+    @property
+    def replicas(self) -> int:
+        """Number of replicas."""
+        return len(self.cores)
+
+    @property
+    def total_cores(self) -> float:
+        """Sum over replicas."""
+        return float(sum(self.cores))
+
+
+@dataclass
+class ServiceAllocationLaw:
+    """Decides every period the replica count and each replica's cores.
+
+    Attributes:
+        slo_s: Latency objective in seconds.
+        cores_min: Per-replica lower bound.
+        cores_max: Per-replica upper bound.
+        scaler: Replica-count decisions and their state.
+        regulators: One CPU regulator per replica (state).
+    """
+
+    slo_s: float
+    cores_min: float
+    cores_max: float
+    scaler: ReplicaScaler
+    regulators: list[ReplicaCpuRegulator] = field(default_factory=list)
+
+    @classmethod
+    def start(
+        cls,
+        slo_s: float,
+        cores_min: float,
+        cores_max: float,
+        *,
+        replicas_min: int,
+        replicas_max: int,
+        gains: CpuLawGains | None = None,
+        policy: ScalingPolicy | None = None,
+    ) -> ServiceAllocationLaw:
+        """A law with ``replicas_min`` replicas, each starting at ``cores_max``."""
+        # The start counts as a step: no scaling on the cold-start latencies of the first
+        # periods (model warm-up, first connections).
+        scaler = ReplicaScaler(replicas_min, replicas_max, policy or ScalingPolicy(), last_step_s=0.0)
+        regs = [ReplicaCpuRegulator.start(slo_s, cores_min, cores_max, gains=gains) for _ in range(replicas_min)]
+        return cls(slo_s, cores_min, cores_max, scaler, regs)
+
+    @property
+    def allocation(self) -> Allocation:
+        """The allocation currently decided."""
+        return Allocation(tuple(r.cores for r in self.regulators))
+
+    def step(
+        self,
+        now_s: float,
+        service_rt_s: float | None,
+        replica_rt_s: Sequence[float | None] | None = None,
+    ) -> Allocation:
+        """One control period.
+
+        Args:
+            now_s: Current time in seconds.
+            service_rt_s: Latency at the SLO percentile over all the service's requests.
+            replica_rt_s: The same per replica, in replica order; a replica without a
+                figure (or when omitted) uses the service figure.
+
+        Returns:
+            The allocation to apply.
+        """
+        per = list(replica_rt_s or [])
+        for i, reg in enumerate(self.regulators):
+            rt = per[i] if i < len(per) and per[i] is not None else service_rt_s
+            reg.update(rt)
+        cores = [r.cores for r in self.regulators]
+        target = self.scaler.decide(now_s, cores, self.cores_max, service_rt_s, self.slo_s)
+        if target != len(cores):
+            self.resize(target)
+        return self.allocation
+
+    def resize(self, replicas: int) -> None:
+        """Change the replica count, spreading cores as :func:`redistribute_cores` says."""
+        new_cores = redistribute_cores([r.cores for r in self.regulators], replicas, self.cores_min, self.cores_max)
+        gains = self.regulators[0].gains if self.regulators else None
+        regs = self.regulators[:replicas]
+        while len(regs) < replicas:
+            regs.append(ReplicaCpuRegulator.start(self.slo_s, self.cores_min, self.cores_max, gains=gains))
+        for reg, c in zip(regs, new_cores, strict=True):
+            reg.reset_to(c)
+        self.regulators = regs
+
+    def impose(self, cores: Sequence[float]) -> None:
+        """Record allocations cut by the contention arbiter as the regulators' state."""
+        for reg, c in zip(self.regulators, cores, strict=False):
+            reg.reset_to(c)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-data state (for the resource status)."""
+        return {
+            "slo_s": self.slo_s,
+            "cores_min": self.cores_min,
+            "cores_max": self.cores_max,
+            "scaler": self.scaler.to_dict(),
+            "regulators": [r.to_dict() for r in self.regulators],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ServiceAllocationLaw:
+        """Rebuild a law written by :meth:`to_dict`."""
+        return cls(
+            slo_s=float(data["slo_s"]),
+            cores_min=float(data["cores_min"]),
+            cores_max=float(data["cores_max"]),
+            scaler=ReplicaScaler.from_dict(data["scaler"]),
+            regulators=[ReplicaCpuRegulator.from_dict(r) for r in data["regulators"]],
+        )
