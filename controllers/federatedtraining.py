@@ -6,22 +6,31 @@ from typing import Any
 
 import kopf
 
-from controllers import admission
+from controllers import federatedtraining_loop, federatedtraining_service
 from mlscale import API_GROUP, API_VERSION
-from mlscale.kinds import KINDS
 
-INFO = KINDS["FederatedTraining"]
-
-
-@kopf.on.resume(API_GROUP, API_VERSION, "federatedtrainings")
-@kopf.on.create(API_GROUP, API_VERSION, "federatedtrainings")
-@kopf.on.update(API_GROUP, API_VERSION, "federatedtrainings")
-def admit_federatedtraining(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
-    """Validate the FederatedTraining and record whether it is accepted."""
-    admission.admit(INFO, body, patch, memo, logger)
+PLURAL = "federatedtrainings"
 
 
-@kopf.on.delete(API_GROUP, API_VERSION, "federatedtrainings")
-def delete_federatedtraining(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
-    """Clean up after a deleted FederatedTraining (children go with their ownerReferences)."""
-    admission.forget(INFO, body, memo, logger)
+@kopf.on.resume(API_GROUP, API_VERSION, PLURAL)
+@kopf.on.create(API_GROUP, API_VERSION, PLURAL)
+@kopf.on.update(API_GROUP, API_VERSION, PLURAL)
+async def reconcile_federatedtraining(
+    body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, logger: kopf.Logger, **_: Any
+) -> None:
+    """Validate the FederatedTraining; create its coordinator, clients and Services once accepted."""
+    await federatedtraining_service.reconcile(body, patch, memo, logger)
+
+
+@kopf.daemon(API_GROUP, API_VERSION, PLURAL, cancellation_timeout=10.0)
+async def follow_federatedtraining(
+    body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, stopped: kopf.DaemonStopped, **_: Any
+) -> None:
+    """Follow the coordinator's rounds into the status until the run ends."""
+    await federatedtraining_loop.run_daemon(body, memo, logger, stopped)
+
+
+@kopf.on.delete(API_GROUP, API_VERSION, PLURAL)
+async def delete_federatedtraining(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
+    """Remove every child of the FederatedTraining (explicitly: no garbage collector is assumed)."""
+    await federatedtraining_service.delete(body, memo, logger)

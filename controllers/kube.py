@@ -9,17 +9,18 @@ HTTP errors become the project's own exceptions here and nowhere else.
 from __future__ import annotations
 
 import base64
+import contextlib
 import copy
 import ssl
 import tempfile
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import kopf
 
-from mlscale.units import format_cpu
+from mlscale.units import format_cpu, parse_cpu
 
 MANAGED_BY = {"app.kubernetes.io/managed-by": "mlscale"}
 MERGE = "application/merge-patch+json"
@@ -276,3 +277,37 @@ async def delete_labelled(api: KubeApi, namespace: str, labels: Mapping[str, str
         for item in await api.list(core_path(plural, namespace), labels):
             count += int(await api.delete(core_path(plural, namespace, item["metadata"]["name"])))
     return count
+
+
+async def node_allocatable_cpu(api: KubeApi, node: str) -> float | None:
+    """Cores a node can give to pods (``status.allocatable.cpu``), ``None`` when it cannot be read."""
+    try:
+        obj = await api.get(f"/api/v1/nodes/{node}")
+    except KubeError:
+        return None
+    cpu = ((obj or {}).get("status") or {}).get("allocatable", {}).get("cpu")
+    return None if cpu is None else parse_cpu(cpu)
+
+
+async def list_pods_on_node(api: KubeApi, node: str) -> list[dict[str, Any]]:
+    """Every pod scheduled on ``node``, in all namespaces (a field selector, checked here too)."""
+    items = (await api.request("GET", f"/api/v1/pods?fieldSelector=spec.nodeName%3D{node}")).get("items", [])
+    return [i for i in items if (i.get("spec") or {}).get("nodeName") == node]
+
+
+@contextlib.asynccontextmanager
+async def scoped_api(memo: kopf.Memo) -> AsyncIterator[KubeApi]:
+    """A client for one handler call or one daemon's life, closed when it ends.
+
+    kopf hands each resource's handlers a shallow copy of the operator's memo, so a client
+    cached there by :func:`api_from_memo` from a resource handler is invisible to the
+    operator's cleanup; resource handlers use this instead.
+    """
+    info: kopf.ConnectionInfo | None = memo.get("connection")
+    if info is None:
+        raise RuntimeError("the operator has not logged in to the API server yet")
+    api = KubeApi(info)
+    try:
+        yield api
+    finally:
+        await api.close()
