@@ -6,22 +6,29 @@ from typing import Any
 
 import kopf
 
-from controllers import admission
+from controllers import deadlinejob_loop, deadlinejob_service
 from mlscale import API_GROUP, API_VERSION
-from mlscale.kinds import KINDS
 
-INFO = KINDS["DeadlineJob"]
-
-
-@kopf.on.resume(API_GROUP, API_VERSION, "deadlinejobs")
-@kopf.on.create(API_GROUP, API_VERSION, "deadlinejobs")
-@kopf.on.update(API_GROUP, API_VERSION, "deadlinejobs")
-def admit_deadlinejob(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
-    """Validate the DeadlineJob and record whether it is accepted."""
-    admission.admit(INFO, body, patch, memo, logger)
+PLURAL = "deadlinejobs"
 
 
-@kopf.on.delete(API_GROUP, API_VERSION, "deadlinejobs")
-def delete_deadlinejob(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
-    """Clean up after a deleted DeadlineJob (children go with their ownerReferences)."""
-    admission.forget(INFO, body, memo, logger)
+@kopf.on.resume(API_GROUP, API_VERSION, PLURAL)
+@kopf.on.create(API_GROUP, API_VERSION, PLURAL)
+@kopf.on.update(API_GROUP, API_VERSION, PLURAL)
+async def reconcile_deadlinejob(
+    body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, logger: kopf.Logger, **_: Any
+) -> None:
+    """Validate the DeadlineJob; once it can run, create its children and record its start."""
+    await deadlinejob_service.reconcile(body, patch, memo, logger)
+
+
+@kopf.daemon(API_GROUP, API_VERSION, PLURAL, cancellation_timeout=10.0)
+async def control_deadlinejob(body: kopf.Body, memo: kopf.Memo, stopped: kopf.DaemonStopped, **_: Any) -> None:
+    """The job's control loop: one period every ``spec.control.periodSeconds`` until it ends."""
+    await deadlinejob_loop.run_daemon(body, memo, stopped)
+
+
+@kopf.on.delete(API_GROUP, API_VERSION, PLURAL)
+async def delete_deadlinejob(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
+    """Stop the application and remove its pods, Service, template and account."""
+    await deadlinejob_service.delete(body, memo, logger)

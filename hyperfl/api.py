@@ -173,7 +173,7 @@ class FederatedTrainingStatus(StatusModel):
     phase: Phase = "Pending"
     """Pending, Running, TargetReached, BudgetExhausted or Failed."""
     conditions: list[Condition] = Field(default_factory=list)
-    """Accepted, TargetAtRisk."""
+    """Accepted, Submitted, TargetAtRisk."""
     observed_generation: int | None = None
     """The generation of the spec the operator last acted on."""
     start_time: dt.datetime | None = None

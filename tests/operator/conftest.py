@@ -10,7 +10,7 @@ import kmock
 import pytest
 import yaml
 
-from tests.operator.harness import NAMESPACE, Emulator, Cluster, RunningOperator, register_crds, start_operator
+from tests.operator.harness import NAMESPACE, Cluster, Emulator, RunningOperator, register_crds, start_operator
 
 
 @pytest.fixture

@@ -1,0 +1,142 @@
+"""What the operator does when a DeadlineJob is created, changed, resumed or deleted.
+
+Create/update/resume validate the job (:mod:`controllers.admission`) and, the first time an
+accepted job can run, create its children and record its start: the driver's ServiceAccount,
+Role and RoleBinding, the executor pod template (ConfigMap), the driver's headless Service and
+the driver pod. The control loop itself is the daemon in :mod:`controllers.deadlinejob_loop`.
+Delete stops the application and removes every child, executors included: a cluster's garbage
+collector would do it through the ownerReferences, but nothing must depend on one being there.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Any, cast
+
+import kopf
+
+from controllers import admission
+from controllers.kube import KubeApi, adopt, core_path, delete_labelled, group_path, scoped_api
+from controllers.sparkpods import (
+    driver_pod,
+    driver_pod_name,
+    driver_service,
+    job_labels,
+    spark_account_name,
+    spark_role,
+    spark_role_binding,
+    spark_service_account,
+    template_configmap,
+    template_configmap_name,
+)
+from controllers.stage_profiles import profile_configmap_name
+from dynaspark.api import DeadlineJob
+from mlscale.api import Condition, find_condition, set_condition, utcnow
+from mlscale.kinds import KINDS
+
+log = logging.getLogger(__name__)
+
+INFO = KINDS["DeadlineJob"]
+TERMINAL_PHASES = frozenset({"Succeeded", "DeadlineMissed", "Failed"})
+RBAC = "rbac.authorization.k8s.io/v1"
+SUBMITTED = "Submitted"
+
+
+def conditions_of(status: dict[str, Any]) -> list[Condition]:
+    """The conditions of a status as models."""
+    return [Condition.model_validate(c) for c in status.get("conditions") or []]
+
+
+def rfc3339(moment: dt.datetime) -> str:
+    """A time as Kubernetes writes it (UTC, whole seconds, ``Z``)."""
+    return moment.astimezone(dt.UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+async def reconcile(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, logger: kopf.Logger) -> None:
+    """Validate the job; the first time it can run, create its children and record its start.
+
+    Args:
+        body: The DeadlineJob.
+        patch: kopf's patch of it (conditions, phase, start).
+        memo: The operator's shared state.
+        logger: The per-object logger.
+    """
+    model = admission.admit(INFO, body, patch, memo, logger)
+    status = dict(body.get("status") or {})
+    if model is None or status.get("phase") in TERMINAL_PHASES:
+        return
+    job = cast(DeadlineJob, model)
+    generation = body.metadata.get("generation")
+    conditions = conditions_of({"conditions": patch.status.get("conditions")})
+    previous = find_condition(conditions, SUBMITTED)
+    now = utcnow()
+    if not job.spec.application.image:
+        message = (
+            "spec.application.image is required in a cluster: name the image with Spark and the "
+            "application, e.g. 'registry.example/pagerank:1.0'"
+        )
+        conditions = set_condition(
+            conditions, SUBMITTED, "False", "ImageMissing", message, now=now, observed_generation=generation
+        )
+        patch.status["conditions"] = admission.dump_conditions(conditions)
+        if previous is None or previous.reason != "ImageMissing":
+            kopf.warn(body, reason="ImageMissing", message=message)
+        log.warning("not submitting %s/%s: %s", body.metadata.namespace, body.metadata.name, message)
+        return
+    if status.get("startTime"):
+        return  # the children exist: the daemon watches them from here on
+    namespace = str(body.metadata.namespace)
+    async with scoped_api(memo) as api:
+        await create_children(api, body, job, namespace)
+    name = job.metadata.name
+    message = (
+        f"driver pod {driver_pod_name(name)}, Service {name}-driver and executor template "
+        f"{template_configmap_name(name)} created"
+    )
+    conditions = set_condition(
+        conditions, SUBMITTED, "True", "ChildrenCreated", message, now=now, observed_generation=generation
+    )
+    patch.status["conditions"] = admission.dump_conditions(conditions)
+    patch.status["startTime"] = rfc3339(now)
+    patch.status["deadlineTime"] = rfc3339(now + dt.timedelta(seconds=job.spec.deadline))
+    patch.status["driverPod"] = driver_pod_name(name)
+    patch.status["profile"] = profile_configmap_name(job)
+    kopf.info(body, reason="Submitted", message=message)
+    log.info("submitted %s/%s: %s", body.metadata.namespace, name, message)
+
+
+async def create_children(api: KubeApi, owner: kopf.Body, job: DeadlineJob, namespace: str) -> None:
+    """Create the job's children (each adopted: ownerReference and labels); existing ones are kept."""
+    owner_doc = {
+        "apiVersion": owner.get("apiVersion"),
+        "kind": owner.get("kind"),
+        "metadata": dict(owner.metadata),
+    }
+    labels = job_labels(job.metadata.name)
+    children = [
+        (core_path("serviceaccounts", namespace), spark_service_account(job)),
+        (group_path(RBAC, "roles", namespace), spark_role(job)),
+        (group_path(RBAC, "rolebindings", namespace), spark_role_binding(job, namespace)),
+        (core_path("configmaps", namespace), template_configmap(job)),
+        (core_path("services", namespace), driver_service(job)),
+        (core_path("pods", namespace), driver_pod(job, namespace)),
+    ]
+    for path, child in children:
+        await api.create(path, adopt(child, owner_doc, labels))
+
+
+async def delete(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger) -> None:
+    """Stop the application and remove the job's children (the stage profile stays for later runs)."""
+    name = str(body.metadata.name)
+    namespace = str(body.metadata.namespace)
+    async with scoped_api(memo) as api:
+        # The driver first: once it is gone no new executor is asked for.
+        removed = int(await api.delete(core_path("pods", namespace, driver_pod_name(name))))
+        removed += await delete_labelled(
+            api, namespace, job_labels(name), ("pods", "services", "configmaps", "serviceaccounts")
+        )
+        for plural in ("rolebindings", "roles"):
+            removed += int(await api.delete(group_path(RBAC, plural, namespace, spark_account_name(name))))
+    log.info("removed %d children of DeadlineJob %s/%s", removed, namespace, name)
+    admission.forget(INFO, body, memo, logger)

@@ -1,0 +1,147 @@
+"""The status a DeadlineJob's control loop writes: figures from the law's decision, conditions, Events.
+
+Pure builders over (decision, observation, allocation) plus the one function that posts an
+Event when a condition turns true, so every condition is announced the same way.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from typing import Any
+
+import kopf
+
+from controllers.deadlinejob_service import rfc3339
+from dynaspark.law_state import Decision
+from dynaspark.observation import ProgressObservation
+from mlscale.api import Condition, ConditionStatus, find_condition, set_condition
+
+DEADLINE_AT_RISK = "DeadlineAtRisk"
+CONTENDED = "Contended"
+RESIZE_UNSUPPORTED = "ResizeUnsupported"
+PROFILE_MISSING = "ProfileMissing"
+
+
+def at_epoch(seconds: float) -> str:
+    """Seconds since the epoch as a Kubernetes time."""
+    return rfc3339(dt.datetime.fromtimestamp(seconds, dt.UTC))
+
+
+def epoch_of(text: str) -> float:
+    """A Kubernetes time as seconds since the epoch."""
+    return dt.datetime.fromisoformat(text).timestamp()
+
+
+def stage_text(decision: Decision, obs: ProgressObservation) -> str | None:
+    """The stage being regulated, as ``kubectl`` shows it: its id and Spark's name for it."""
+    if decision.stage_id is None:
+        return None
+    name = next((s.name for s in obs.stages if s.stage_id == decision.stage_id), "")
+    return f"{decision.stage_id} {name}".strip()
+
+
+def period_status(
+    decision: Decision,
+    obs: ProgressObservation,
+    applied: Mapping[str, float],
+    core_seconds: float,
+) -> dict[str, Any]:
+    """The figures of one period: progress, stage, allocation, prediction, slack, core-seconds."""
+    predicted = decision.predicted_completion_s
+    return {
+        "progress": round(min(1.0, max(0.0, decision.app_progress)), 4),
+        "stage": stage_text(decision, obs),
+        "allocatedCores": round(sum(applied.values()), 3),
+        "executors": [
+            {"id": e, "cores": round(c, 3), "progress": round(decision.executor_progress.get(e, 0.0), 4)}
+            for e, c in sorted(applied.items(), key=lambda item: (len(item[0]), item[0]))
+        ],
+        "predictedCompletionTime": None if predicted is None else at_epoch(predicted),
+        "slackSeconds": None if predicted is None else round(decision.deadline_at_s - predicted, 1),
+        "coreSeconds": round(core_seconds, 2),
+    }
+
+
+def is_true(conditions: list[Condition], type_: str) -> bool:
+    """Whether the condition of that type is there and ``True``."""
+    condition = find_condition(conditions, type_)
+    return condition is not None and condition.status == "True"
+
+
+def announce(
+    body: kopf.Body,
+    conditions: list[Condition],
+    type_: str,
+    status: ConditionStatus,
+    *,
+    reason: str,
+    message: str,
+    now: dt.datetime,
+    generation: int | None,
+) -> list[Condition]:
+    """Set a condition; post a Warning Event when it turns ``True`` (a Normal one when it clears)."""
+    was_true = is_true(conditions, type_)
+    updated = set_condition(conditions, type_, status, reason, message, now=now, observed_generation=generation)
+    if status == "True" and not was_true:
+        kopf.warn(body, reason=type_, message=message)
+    elif status != "True" and was_true:
+        kopf.info(body, reason=reason, message=message)
+    return updated
+
+
+def decision_conditions(
+    body: kopf.Body,
+    conditions: list[Condition],
+    decision: Decision,
+    capacity_cores: float | None,
+    *,
+    now: dt.datetime,
+    generation: int | None,
+) -> list[Condition]:
+    """``DeadlineAtRisk`` and ``Contended`` from one period's decision."""
+    if decision.at_risk:
+        predicted = decision.predicted_completion_s
+        when = "" if predicted is None else f" (at {at_epoch(predicted)})"
+        conditions = announce(
+            body,
+            conditions,
+            DEADLINE_AT_RISK,
+            "True",
+            reason="PredictedMiss",
+            message=f"Even at coresMax the application is predicted to finish {decision.predicted_miss_s:.0f} s after "
+            f"the deadline{when}; running every executor at coresMax.",
+            now=now,
+            generation=generation,
+        )
+    else:
+        conditions = announce(
+            body,
+            conditions,
+            DEADLINE_AT_RISK,
+            "False",
+            reason="OnTrack",
+            message="The deadline can be met.",
+            now=now,
+            generation=generation,
+        )
+    if decision.contended:
+        asked = sum(decision.requested_cores.values())
+        capacity = "?" if capacity_cores is None else f"{capacity_cores:.2f}"
+        message = (
+            f"The executors asked for {asked:.2f} cores but their nodes have {capacity} to give: "
+            "each request was scaled down in proportion."
+        )
+        return announce(
+            body, conditions, CONTENDED, "True", reason="NodeCapacity", message=message, now=now, generation=generation
+        )
+    return announce(
+        body,
+        conditions,
+        CONTENDED,
+        "False",
+        reason="WithinCapacity",
+        message="The executors' requests fit their nodes.",
+        now=now,
+        generation=generation,
+    )

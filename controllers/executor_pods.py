@@ -1,0 +1,182 @@
+"""A DeadlineJob's executor pods: finding them, the cores their nodes can give, resizing them in place.
+
+:class:`PodCoresActuator` is the Kubernetes adapter of :class:`dynaspark.ports.CoresActuator`:
+it gives each executor its cores by resizing its pod (``pods/{name}/resize``). The port is
+synchronous (the same loop step runs locally), so the actuator runs in a worker thread and
+hands each API call to the operator's event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from controllers.kube import (
+    KubeApi,
+    KubeError,
+    NotFoundError,
+    ResizeUnsupportedError,
+    core_path,
+    list_pods_on_node,
+    node_allocatable_cpu,
+    resize_pod_cpu,
+)
+from controllers.sparkpods import EXECUTOR_CONTAINER, SPARK_EXEC_ID_LABEL, executor_labels
+from mlscale.units import QuantityError, parse_cpu
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+_ENDED = ("Succeeded", "Failed")
+_CALL_TIMEOUT_S = 30.0
+
+
+@dataclass(frozen=True)
+class ExecutorPod:
+    """One executor's pod as the API server stores it.
+
+    Attributes:
+        executor_id: Spark's executor id (the pod's ``spark-exec-id`` label).
+        pod: The pod's name.
+        container: The container that runs the executor.
+        node: The node it is scheduled on, if it is.
+        cores: Its container's CPU request now, if it has one.
+    """
+
+    executor_id: str
+    pod: str
+    container: str
+    node: str | None
+    cores: float | None
+
+
+def container_cpu(container: Mapping[str, Any]) -> float | None:
+    """A container's CPU request (its limit when it has no request), in cores."""
+    resources = container.get("resources") or {}
+    cpu = (resources.get("requests") or {}).get("cpu") or (resources.get("limits") or {}).get("cpu")
+    if cpu is None:
+        return None
+    try:
+        return parse_cpu(cpu)
+    except QuantityError:
+        return None
+
+
+def pod_cpu(pod: Mapping[str, Any]) -> float:
+    """CPU requested by all of a pod's containers, in cores."""
+    return sum(container_cpu(c) or 0.0 for c in (pod.get("spec") or {}).get("containers") or [])
+
+
+def executor_pod(pod: Mapping[str, Any]) -> ExecutorPod | None:
+    """The executor of a pod, or ``None`` when the pod has ended, is going, or names no executor."""
+    meta = pod.get("metadata") or {}
+    executor_id = (meta.get("labels") or {}).get(SPARK_EXEC_ID_LABEL)
+    if executor_id is None or meta.get("deletionTimestamp") or (pod.get("status") or {}).get("phase") in _ENDED:
+        return None
+    containers = (pod.get("spec") or {}).get("containers") or [{}]
+    container = next((c for c in containers if c.get("name") == EXECUTOR_CONTAINER), containers[0])
+    return ExecutorPod(
+        executor_id=str(executor_id),
+        pod=str(meta["name"]),
+        container=str(container.get("name", EXECUTOR_CONTAINER)),
+        node=(pod.get("spec") or {}).get("nodeName"),
+        cores=container_cpu(container),
+    )
+
+
+async def executor_pods(api: KubeApi, namespace: str, job_name: str) -> dict[str, ExecutorPod]:
+    """The job's live executor pods, by Spark executor id."""
+    pods = await api.list(core_path("pods", namespace), executor_labels(job_name))
+    found = (executor_pod(p) for p in pods)
+    return {e.executor_id: e for e in found if e is not None}
+
+
+async def available_cores(api: KubeApi, pods: Mapping[str, ExecutorPod]) -> float | None:
+    """Cores the executors' nodes can give them: allocatable minus what every other pod there requests.
+
+    Returns:
+        The sum over the executors' nodes, or ``None`` when it is unknown (an executor not
+        scheduled yet, a node or its pods that cannot be read).
+    """
+    if not pods or any(p.node is None for p in pods.values()):
+        return None
+    ours = {p.pod for p in pods.values()}
+    total = 0.0
+    for node in sorted({p.node for p in pods.values() if p.node is not None}):
+        allocatable = await node_allocatable_cpu(api, node)
+        if allocatable is None:
+            return None
+        try:
+            neighbours = await list_pods_on_node(api, node)
+        except KubeError as exc:
+            log.debug("cannot list the pods on node %s: %s", node, exc)
+            return None
+        used = sum(
+            pod_cpu(p)
+            for p in neighbours
+            if (p.get("metadata") or {}).get("name") not in ours and (p.get("status") or {}).get("phase") not in _ENDED
+        )
+        total += max(0.0, allocatable - used)
+    return total
+
+
+class PodCoresActuator:
+    """Gives each executor its cores by resizing its pod in place.
+
+    Args:
+        api: The Kubernetes client.
+        namespace: The job's namespace.
+        pods: The executor pods, by executor id.
+        loop: The operator's event loop (the actuator itself runs in a worker thread).
+        resize: ``False`` when the cluster refused resizing before: then nothing is resized
+            and each executor keeps the cores its pod has.
+    """
+
+    def __init__(
+        self,
+        api: KubeApi,
+        namespace: str,
+        pods: Mapping[str, ExecutorPod],
+        loop: asyncio.AbstractEventLoop,
+        *,
+        resize: bool = True,
+    ) -> None:
+        self.api = api
+        self.namespace = namespace
+        self.pods = dict(pods)
+        self.loop = loop
+        self.resize = resize
+        self.unsupported: str | None = None
+        """Why the cluster refused a resize, once it did."""
+        self.resized: dict[str, float] = {}
+        """The executors resized in this period and their new cores."""
+
+    def _call(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout=_CALL_TIMEOUT_S)
+
+    def apply(self, cores: Mapping[str, float]) -> Mapping[str, float]:
+        """Resize each executor's pod to its cores; return what each executor has now."""
+        applied: dict[str, float] = {}
+        for executor_id, wanted in sorted(cores.items()):
+            pod = self.pods.get(executor_id)
+            if pod is None:
+                continue  # Spark reports the executor before its pod is listed: next period
+            current = pod.cores if pod.cores is not None else wanted
+            if not self.resize or abs(current - wanted) < 1e-6:
+                applied[executor_id] = current
+                continue
+            try:
+                self._call(resize_pod_cpu(self.api, self.namespace, pod.pod, pod.container, wanted))
+            except ResizeUnsupportedError as exc:
+                self.unsupported = exc.message
+                self.resize = False
+                applied[executor_id] = current
+                continue
+            except NotFoundError:
+                continue  # the pod went away between listing and resizing
+            applied[executor_id] = wanted
+            self.resized[executor_id] = wanted
+        return applied

@@ -1,0 +1,250 @@
+"""The Kubernetes objects that run one DeadlineJob's Spark application (pure builders, no I/O).
+
+The driver runs ``spark-submit`` in client mode inside its own pod and asks the API server
+(``--master k8s://https://kubernetes.default.svc``) for the executors, which it builds from the
+pod template kept in a ConfigMap: ``ceil(coresMax)`` task slots each, CPU request = limit =
+``coresMax`` at first, and ``resizePolicy`` cpu ``NotRequired`` so the operator can resize them
+in place without restarting them. A headless Service gives the driver a stable name, which the
+executors call back and the operator reads progress from (port 4040, Spark's REST API).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any
+
+import yaml
+
+from controllers.kube import MANAGED_BY, child_labels
+from dynaspark.api import DeadlineJob
+from mlscale.units import format_cpu, spark_memory
+
+KIND = "DeadlineJob"
+DRIVER_CONTAINER = "driver"
+EXECUTOR_CONTAINER = "executor"
+DRIVER_PORT = 7078
+BLOCK_MANAGER_PORT = 7079
+UI_PORT = 4040
+TEMPLATE_DIR = "/opt/mlscale/executor-template"
+TEMPLATE_KEY = "executor-pod.yaml"
+SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+K8S_MASTER = "k8s://https://kubernetes.default.svc"
+SPARK_EXEC_ID_LABEL = "spark-exec-id"
+"""The label Spark puts on each executor pod: its executor id, as the driver's REST API names it."""
+
+
+def spark_submit_path() -> str:
+    """Path of ``spark-submit`` inside the application image (``MLSCALE_SPARK_SUBMIT``)."""
+    return os.environ.get("MLSCALE_SPARK_SUBMIT") or "/opt/spark/bin/spark-submit"
+
+
+def driver_pod_name(job_name: str) -> str:
+    """Name of the driver pod."""
+    return f"{job_name}-driver"
+
+
+def driver_service_name(job_name: str) -> str:
+    """Name of the driver's headless Service (also the driver's host name)."""
+    return f"{job_name}-driver"
+
+
+def template_configmap_name(job_name: str) -> str:
+    """Name of the ConfigMap holding the executor pod template."""
+    return f"{job_name}-executor-template"
+
+
+def spark_account_name(job_name: str) -> str:
+    """Name of the driver's ServiceAccount, Role and RoleBinding."""
+    return f"{job_name}-spark"
+
+
+def job_labels(job_name: str) -> dict[str, str]:
+    """Labels every child of the job carries, whatever its component."""
+    return {**MANAGED_BY, f"mlscale.dev/{KIND.lower()}": job_name}
+
+
+def executor_labels(job_name: str) -> dict[str, str]:
+    """Labels of the executor pods: what the controller selects them by."""
+    return child_labels(KIND, job_name, "executor")
+
+
+def task_slots(cores_max: float) -> int:
+    """Task slots of an executor: coresMax rounded up (at least one)."""
+    return max(1, math.ceil(cores_max - 1e-9))
+
+
+def application_path(main_application_file: str) -> str:
+    """The application as ``spark-submit`` inside the image reads it (``local://`` means a path in the image)."""
+    return main_application_file.removeprefix("local://")
+
+
+def spark_conf(job: DeadlineJob, namespace: str) -> dict[str, str]:
+    """The Spark configuration of the job: its own ``sparkConf`` first, the keys the operator needs over it."""
+    name = job.metadata.name
+    app = job.spec.application
+    ex = job.spec.executors
+    conf = dict(app.spark_conf)
+    conf.update(
+        {
+            "spark.app.name": name,
+            "spark.kubernetes.namespace": namespace,
+            "spark.kubernetes.container.image": app.image or "",
+            "spark.kubernetes.driver.pod.name": driver_pod_name(name),
+            "spark.kubernetes.authenticate.caCertFile": f"{SERVICE_ACCOUNT_DIR}/ca.crt",
+            "spark.kubernetes.authenticate.oauthTokenFile": f"{SERVICE_ACCOUNT_DIR}/token",
+            "spark.kubernetes.executor.podTemplateFile": f"{TEMPLATE_DIR}/{TEMPLATE_KEY}",
+            "spark.kubernetes.executor.podTemplateContainerName": EXECUTOR_CONTAINER,
+            "spark.kubernetes.executor.request.cores": format_cpu(ex.cores_max),
+            "spark.kubernetes.executor.limit.cores": format_cpu(ex.cores_max),
+            "spark.driver.host": f"{driver_service_name(name)}.{namespace}.svc",
+            "spark.driver.bindAddress": "0.0.0.0",
+            "spark.driver.port": str(DRIVER_PORT),
+            "spark.driver.blockManager.port": str(BLOCK_MANAGER_PORT),
+            "spark.ui.port": str(UI_PORT),
+            "spark.ui.showConsoleProgress": "false",
+            "spark.executor.cores": str(task_slots(ex.cores_max)),
+            "spark.executor.instances": str(ex.instances),
+            "spark.executor.memory": spark_memory(ex.memory),
+            "spark.dynamicAllocation.enabled": "false",
+        }
+    )
+    for key, value in executor_labels(name).items():
+        conf[f"spark.kubernetes.executor.label.{key}"] = value
+    return conf
+
+
+def spark_submit_command(job: DeadlineJob, namespace: str) -> list[str]:
+    """The driver container's command: ``spark-submit`` in client mode against the cluster."""
+    app = job.spec.application
+    command = [spark_submit_path(), "--master", K8S_MASTER, "--deploy-mode", "client", "--name", job.metadata.name]
+    for key, value in spark_conf(job, namespace).items():
+        command += ["--conf", f"{key}={value}"]
+    if app.main_class:
+        command += ["--class", app.main_class]
+    return [*command, application_path(app.main_application_file), *app.arguments]
+
+
+def executor_pod_template(job: DeadlineJob) -> dict[str, Any]:
+    """The executor pod template: our labels, and CPU resizable in place without a restart."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"labels": executor_labels(job.metadata.name)},
+        "spec": {
+            "containers": [
+                {
+                    "name": EXECUTOR_CONTAINER,
+                    "image": job.spec.application.image,
+                    "resizePolicy": [{"resourceName": "cpu", "restartPolicy": "NotRequired"}],
+                }
+            ]
+        },
+    }
+
+
+def template_configmap(job: DeadlineJob) -> dict[str, Any]:
+    """The ConfigMap holding the executor pod template (mounted into the driver)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": template_configmap_name(job.metadata.name),
+            "labels": child_labels(KIND, job.metadata.name, "executor-template"),
+        },
+        "data": {TEMPLATE_KEY: yaml.safe_dump(executor_pod_template(job), sort_keys=False)},
+    }
+
+
+def driver_pod(job: DeadlineJob, namespace: str) -> dict[str, Any]:
+    """The driver pod: ``spark-submit`` in client mode, the template mounted, never restarted."""
+    name = job.metadata.name
+    cpu = format_cpu(job.spec.driver.cores)
+    memory = f"{max(1, job.spec.driver.memory // 2**20)}Mi"
+    resources = {"cpu": cpu, "memory": memory}
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": driver_pod_name(name),
+            "labels": {**child_labels(KIND, name, "driver"), "spark-role": "driver"},
+        },
+        "spec": {
+            "restartPolicy": "Never",
+            "serviceAccountName": spark_account_name(name),
+            "containers": [
+                {
+                    "name": DRIVER_CONTAINER,
+                    "image": job.spec.application.image,
+                    "command": spark_submit_command(job, namespace),
+                    "ports": [
+                        {"name": "driver-rpc", "containerPort": DRIVER_PORT},
+                        {"name": "blockmanager", "containerPort": BLOCK_MANAGER_PORT},
+                        {"name": "spark-ui", "containerPort": UI_PORT},
+                    ],
+                    "resources": {"requests": dict(resources), "limits": dict(resources)},
+                    "volumeMounts": [{"name": "executor-template", "mountPath": TEMPLATE_DIR, "readOnly": True}],
+                }
+            ],
+            "volumes": [{"name": "executor-template", "configMap": {"name": template_configmap_name(name)}}],
+        },
+    }
+
+
+def driver_service(job: DeadlineJob) -> dict[str, Any]:
+    """The driver's headless Service: executors call back through it, the operator reads progress."""
+    name = job.metadata.name
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": driver_service_name(name), "labels": child_labels(KIND, name, "driver")},
+        "spec": {
+            "clusterIP": "None",
+            "selector": child_labels(KIND, name, "driver"),
+            "ports": [
+                {"name": "driver-rpc", "port": DRIVER_PORT, "targetPort": DRIVER_PORT},
+                {"name": "blockmanager", "port": BLOCK_MANAGER_PORT, "targetPort": BLOCK_MANAGER_PORT},
+                {"name": "spark-ui", "port": UI_PORT, "targetPort": UI_PORT},
+            ],
+        },
+    }
+
+
+def spark_service_account(job: DeadlineJob) -> dict[str, Any]:
+    """The ServiceAccount the driver asks for executors with."""
+    name = job.metadata.name
+    return {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": {"name": spark_account_name(name), "labels": child_labels(KIND, name, "driver")},
+    }
+
+
+def spark_role(job: DeadlineJob) -> dict[str, Any]:
+    """What the driver may do in its namespace: manage its executor pods and what they need."""
+    name = job.metadata.name
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "Role",
+        "metadata": {"name": spark_account_name(name), "labels": child_labels(KIND, name, "driver")},
+        "rules": [
+            {
+                "apiGroups": [""],
+                "resources": ["pods", "services", "configmaps", "persistentvolumeclaims"],
+                "verbs": ["get", "list", "watch", "create", "patch", "delete", "deletecollection"],
+            }
+        ],
+    }
+
+
+def spark_role_binding(job: DeadlineJob, namespace: str) -> dict[str, Any]:
+    """Binds the driver's Role to its ServiceAccount."""
+    name = job.metadata.name
+    account = spark_account_name(name)
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": {"name": account, "labels": child_labels(KIND, name, "driver")},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": account},
+        "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": namespace}],
+    }

@@ -1,0 +1,233 @@
+"""The DeadlineJob control loop against the emulator and a fake Spark driver.
+
+The operator reads progress from the fake driver's REST API, runs the law, and resizes the
+executor pods the test created; the tests read what the emulator stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import kmock
+import pytest
+
+from dynaspark.api import DeadlineJobStatus
+from mlscale.units import format_cpu, parse_cpu
+from tests.operator.deadlinejob_helpers import (
+    BASE,
+    PODS,
+    condition,
+    condition_is,
+    container_cpu,
+    create_executor_pods,
+    has_regulated,
+    job,
+    job_path,
+    set_driver_phase,
+    start_running,
+    status_of,
+    steps_after,
+)
+from tests.operator.harness import NAMESPACE, Cluster, RunningOperator, start_operator
+from tests.operator.spark_driver_fake import FakeSparkDriver
+
+pytestmark = pytest.mark.operator
+
+
+@pytest.fixture
+async def driver(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeSparkDriver]:
+    fake = FakeSparkDriver()
+    url = await fake.start()
+    monkeypatch.setenv("MLSCALE_SPARK_UI_URL", url)
+    try:
+        yield fake
+    finally:
+        await fake.stop()
+
+
+async def test_running_job_resizes_executors_to_the_laws_cores(
+    operator: RunningOperator, cluster: Cluster, driver: FakeSparkDriver
+) -> None:
+    await start_running(cluster, driver)
+    obj = await cluster.wait_for(job_path(), has_regulated)
+    # More tasks done after the first period give the law a rate to predict the completion from.
+    first_step = float(status_of(obj)["controlState"]["lastStepSeconds"])
+    driver.complete_tasks(0, {"1": 15, "2": 15})
+    obj = await cluster.wait_for(job_path(), steps_after(first_step + 0.5))
+    obj = await cluster.wait_for(job_path(), lambda o: status_of(o).get("slackSeconds") is not None)
+    status = status_of(obj)
+    applied = status["controlState"]["appliedCores"]
+    assert set(applied) == {"1", "2"}
+    for executor_id, cores in applied.items():
+        pod = await cluster.get(f"{PODS}/pagerank-exec-{executor_id}")
+        assert container_cpu(pod) == format_cpu(cores)
+        # Far ahead of a 10-minute deadline, the law gives less than coresMax (1.5), at least coresMin.
+        assert 0.2 <= cores < 1.5
+    # The patches went to the resize subresource.
+    resizes = list(cluster.emulator[kmock.method("patch"), kmock.subresource("resize")])
+    assert resizes
+    assert {r.name for r in resizes} == {"pagerank-exec-1", "pagerank-exec-2"}
+
+    assert status["phase"] == "Running"
+    assert status["stage"].startswith("0 map at")
+    assert status["progress"] == pytest.approx(0.8)
+    assert status["allocatedCores"] == pytest.approx(sum(applied.values()), abs=1e-3)
+    assert {e["id"]: e["cores"] for e in status["executors"]} == pytest.approx(applied)
+    assert status["coreSeconds"] > 0
+    assert status["slackSeconds"] > 0  # 80% done in a second: finishing early is predicted
+    assert status["predictedCompletionTime"] < status["deadlineTime"]
+    assert condition_is(obj, "DeadlineAtRisk", "False")
+    assert condition_is(obj, "Contended", "False")
+    assert condition_is(obj, "ProfileMissing", "True")
+    DeadlineJobStatus.model_validate(status)  # every field written is one the CRD knows
+    reasons = [e.get("reason") for e in cluster.events("pagerank")]
+    assert reasons.count("Running") == 1
+
+    metrics_url = f"http://127.0.0.1:{operator.memo['metrics_port']}/metrics"
+    async with aiohttp.ClientSession() as http, http.get(metrics_url) as response:
+        text = await response.text()
+    assert f'mlscale_deadlinejob_allocated_cores{{name="pagerank",namespace="{NAMESPACE}"}}' in text
+    assert 'mlscale_resources{kind="DeadlineJob",phase="Running"} 1.0' in text
+
+
+async def test_restarted_operator_resumes_from_the_status(
+    kubeconfig: Path, cluster: Cluster, driver: FakeSparkDriver
+) -> None:
+    first = await start_operator()
+    try:
+        await start_running(cluster, driver)
+        before = await cluster.wait_for(job_path(), has_regulated)
+        before = await cluster.wait_for(
+            job_path(), steps_after(float(status_of(before)["controlState"]["lastStepSeconds"]) + 0.3)
+        )
+    finally:
+        await first.stop()
+    assert before is not None
+    saved = status_of(before)
+    driver.complete_tasks(0, {"1": 5, "2": 5})
+
+    second = await start_operator()
+    try:
+        after = await cluster.wait_for(job_path(), steps_after(float(saved["controlState"]["lastStepSeconds"]) + 0.3))
+    finally:
+        await second.stop()
+    resumed = status_of(after)
+    # Same stage, same plan: the set point ramps on from where it was, not from zero; and the
+    # law's memory of the stage (its cost so far, where its rate is measured from) carries on.
+    state, saved_state = resumed["controlState"], saved["controlState"]
+    assert state["plan"] == saved_state["plan"]
+    assert state["startSeconds"] == saved_state["startSeconds"]
+    assert state["rateOrigin"] == saved_state["rateOrigin"]
+    assert state["stageCoreSeconds"] > saved_state["stageCoreSeconds"] > 0
+    assert resumed["coreSeconds"] > saved["coreSeconds"]
+    assert resumed["phase"] == "Running"
+    assert [e.get("reason") for e in cluster.events("pagerank")].count("Running") == 1
+
+
+async def test_infeasible_deadline_is_flagged_and_runs_at_cores_max(
+    operator: RunningOperator, cluster: Cluster, driver: FakeSparkDriver
+) -> None:
+    await start_running(cluster, driver, deadline="4s")
+    await cluster.wait_for(job_path(), has_regulated)
+    # A slow stretch: 15 tasks in ~1.5 s on ~3 cores leaves the last 35 needing far more than the 4 s.
+    await asyncio.sleep(1.5)
+    driver.complete_tasks(0, {"1": 8, "2": 7})
+    obj = await cluster.wait_for(job_path(), lambda o: condition_is(o, "DeadlineAtRisk", "True"))
+    status = status_of(obj)
+    message = str((condition(obj, "DeadlineAtRisk") or {}).get("message"))
+    assert "after the deadline" in message
+    assert status["slackSeconds"] < 0
+    obj = await cluster.wait_for(job_path(), lambda o: {e["cores"] for e in status_of(o)["executors"]} == {1.5})
+    for executor_id in ("1", "2"):
+        assert container_cpu(await cluster.get(f"{PODS}/pagerank-exec-{executor_id}")) == "1500m"
+    warnings = [e for e in cluster.events("pagerank") if e.get("type") == "Warning"]
+    assert [e.get("reason") for e in warnings].count("DeadlineAtRisk") == 1
+
+
+async def test_contended_node_scales_requests_down(
+    operator: RunningOperator, cluster: Cluster, driver: FakeSparkDriver
+) -> None:
+    await cluster.create("/api/v1/nodes", {"metadata": {"name": "node-a"}, "status": {"allocatable": {"cpu": "1"}}})
+    await cluster.create(
+        PODS,
+        {
+            "metadata": {"name": "neighbour", "namespace": NAMESPACE},
+            "spec": {"nodeName": "node-a", "containers": [{"name": "c", "resources": {"requests": {"cpu": "500m"}}}]},
+            "status": {"phase": "Running"},
+        },
+    )
+    await cluster.create(f"{BASE}/deadlinejobs", job())
+    await cluster.wait_for(job_path(), lambda o: condition_is(o, "Submitted", "True"))
+    await create_executor_pods(cluster, node="node-a")
+    driver.start_stage(0, 100)
+    driver.complete_tasks(0, {"1": 1})
+    await set_driver_phase(cluster, "Running")
+    obj = await cluster.wait_for(job_path(), lambda o: condition_is(o, "Contended", "True"))
+    status = status_of(obj)
+    # Node capacity 1 core minus the neighbour's 0.5: the executors share 0.5, each at least coresMin.
+    assert status["allocatedCores"] <= 0.5 + 1e-6
+    for executor_id in ("1", "2"):
+        pod = await cluster.get(f"{PODS}/pagerank-exec-{executor_id}")
+        assert 0.2 <= parse_cpu(str(container_cpu(pod))) <= 0.3
+    assert "scaled down in proportion" in str((condition(obj, "Contended") or {}).get("message"))
+
+
+@pytest.mark.parametrize(
+    ("ending", "expected"),
+    [(("Succeeded", False), "Succeeded"), (("Succeeded", True), "DeadlineMissed"), (("Failed", False), "Failed")],
+)
+async def test_driver_end_sets_the_final_phase(
+    operator: RunningOperator, cluster: Cluster, driver: FakeSparkDriver, ending: tuple[str, bool], expected: str
+) -> None:
+    driver_phase, late = ending
+    await start_running(cluster, driver, deadline="2s")
+    obj = await cluster.wait_for(job_path(), has_regulated)
+    deadline = status_of(obj)["deadlineTime"]
+    driver.complete_stage(0)
+    deadline_at = dt.datetime.fromisoformat(deadline)
+    finished = deadline_at + dt.timedelta(seconds=5) if late else deadline_at - dt.timedelta(seconds=1)
+    await set_driver_phase(cluster, driver_phase, finished_at=finished)
+    obj = await cluster.wait_for(job_path(), lambda o: status_of(o).get("phase") == expected)
+    status = status_of(obj)
+    assert status["completionTime"] == finished.strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert status["allocatedCores"] == 0
+    assert (status["slackSeconds"] < 0) == late
+    events = {e.get("reason"): e for e in cluster.events("pagerank")}
+    assert expected in events
+    assert events[expected].get("type") == ("Normal" if expected == "Succeeded" else "Warning")
+    assert operator.memo["status_store"].statuses[("DeadlineJob", NAMESPACE, "pagerank")]["phase"] == expected
+
+
+async def test_first_run_records_the_profile_a_second_run_plans_with(
+    operator: RunningOperator, cluster: Cluster, driver: FakeSparkDriver
+) -> None:
+    await start_running(cluster, driver)
+    await cluster.wait_for(job_path(), has_regulated)
+    driver.complete_stage(0)
+    driver.start_stage(1, 10, name="reduceByKey at pagerank.py:41")
+    obj = await cluster.wait_for(job_path(), lambda o: str(status_of(o).get("stage", "")).startswith("1 "))
+    driver.complete_stage(1)
+    await asyncio.sleep(0.3)
+    await set_driver_phase(cluster, "Succeeded")
+    obj = await cluster.wait_for(job_path(), lambda o: status_of(o).get("phase") == "Succeeded")
+    profile_name = status_of(obj)["profile"]
+    configmap = await cluster.get(f"/api/v1/namespaces/{NAMESPACE}/configmaps/{profile_name}")
+    assert configmap is not None
+    assert "ownerReferences" not in configmap["metadata"]  # outlives this run
+    assert '"reduceByKey at pagerank.py:41"' in configmap["data"]["profile.json"]
+    assert "ProfileRecorded" in [e.get("reason") for e in cluster.events("pagerank")]
+
+    # The same application again, under another name: it plans with the recorded profile.
+    await cluster.create(f"{BASE}/deadlinejobs", job("pagerank-again"))
+    await cluster.wait_for(job_path("pagerank-again"), lambda o: condition_is(o, "Submitted", "True"))
+    await create_executor_pods(cluster, "pagerank-again")
+    await set_driver_phase(cluster, "Running", "pagerank-again")
+    again = await cluster.wait_for(job_path("pagerank-again"), lambda o: condition(o, "ProfileMissing") is not None)
+    assert status_of(again)["profile"] == profile_name
+    found = condition(again, "ProfileMissing")
+    assert found is not None
+    assert (found["status"], found["reason"]) == ("False", "ProfileFound")
