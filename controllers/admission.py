@@ -7,12 +7,15 @@ Warning Event, and is not acted on. A valid one gets ``Accepted=True``, ``phase:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import kopf
 from pydantic import BaseModel, ValidationError
 
+from controllers.kube import KubeError, group_path, scoped_api
 from controllers.metrics import StatusStore
+from mlscale import API_GROUP_VERSION
 from mlscale.api import Condition, find_condition, format_validation_error, set_condition, utcnow
 from mlscale.kinds import KindInfo
 
@@ -32,6 +35,8 @@ def admit(
     patch: kopf.Patch,
     memo: kopf.Memo,
     logger: kopf.Logger,
+    *,
+    status: Mapping[str, Any] | None = None,
 ) -> BaseModel | None:
     """Validate a resource and record ``Accepted`` in its status.
 
@@ -41,6 +46,7 @@ def admit(
         patch: kopf's patch, applied when the handler returns.
         memo: The operator's shared state (its status store).
         logger: The per-object logger.
+        status: The status as stored now (see :func:`current_status`); ``body``'s when not given.
 
     Returns:
         The validated model, or ``None`` when the resource is invalid.
@@ -53,7 +59,7 @@ def admit(
         "spec": dict(body.spec),
     }
     generation = metadata.get("generation")
-    status = dict(body.get("status") or {})
+    status = dict(status if status is not None else body.get("status") or {})
     conditions = _conditions(status)
     previous = find_condition(conditions, "Accepted")
     now = utcnow()
@@ -91,6 +97,23 @@ def admit(
     logger.info("accepted %s/%s (generation %s)", info.kind, metadata.get("name"), generation)
     _remember(memo, info, metadata, {**status, "phase": phase})
     return resource
+
+
+async def current_status(info: KindInfo, body: kopf.Body, memo: kopf.Memo) -> dict[str, Any]:
+    """The resource's status as stored now, which may be newer than the event being handled.
+
+    kopf can hand a handler an event older than the daemon's last status write (a burst of
+    events, or an API without resourceVersions such as the test emulator); deciding on that
+    stale copy would, for instance, put a running resource back to ``Pending``.
+    """
+    meta = body.metadata
+    path = group_path(API_GROUP_VERSION, info.plural, str(meta.get("namespace")), str(meta.get("name")))
+    try:
+        async with scoped_api(memo) as api:
+            current = await api.get(path)
+    except (KubeError, RuntimeError, OSError):
+        current = None
+    return dict((current if current is not None else body).get("status") or {})
 
 
 def forget(info: KindInfo, body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger) -> None:

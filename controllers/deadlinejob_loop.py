@@ -26,6 +26,7 @@ import aiohttp
 import kopf
 from pydantic import ValidationError
 
+from controllers.daemons import sleep_unless_stopped
 from controllers.deadlinejob_service import INFO, TERMINAL_PHASES, conditions_of
 from controllers.deadlinejob_status import (
     PROFILE_MISSING,
@@ -56,7 +57,6 @@ log = logging.getLogger(__name__)
 DEFAULT_UI_URL = "http://{service}.{namespace}.svc:4040"
 IDLE_PERIOD_S = 1.0
 """How often a job that cannot run yet (not accepted, no image) is looked at again."""
-STOP_POLL_S = 0.1
 """How soon a waiting loop notices that kopf asked it to stop."""
 
 
@@ -119,17 +119,7 @@ async def _loop(run: JobRun, stopped: kopf.DaemonStopped) -> None:
             period_s, done = IDLE_PERIOD_S, False
         if done:
             return
-        await _sleep_unless_stopped(stopped, began_s + period_s)
-
-
-async def _sleep_unless_stopped(stopped: kopf.DaemonStopped, until_monotonic_s: float) -> None:
-    # Short sleeps rather than ``stopped.wait(timeout)``: a cancellation that lands as that
-    # wait times out surfaces as a TimeoutError (asyncio.wait_for), which kopf treats as a crash.
-    while not stopped:
-        remaining_s = until_monotonic_s - time.monotonic()
-        if remaining_s <= 0:
-            return
-        await asyncio.sleep(min(remaining_s, STOP_POLL_S))
+        await sleep_unless_stopped(stopped, began_s + period_s)
 
 
 class JobRun:

@@ -26,6 +26,7 @@ import aiohttp
 import kopf
 from pydantic import ValidationError
 
+from controllers.daemons import sleep_unless_stopped
 from controllers.federatedtraining_service import (
     INFO,
     create_children,
@@ -101,7 +102,7 @@ async def run_daemon(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, stop
                 done = False
             if done:
                 return
-            await stopped.wait(max(0.0, poll_s() - (time.monotonic() - began_s)))
+            await sleep_unless_stopped(stopped, began_s + poll_s())
 
 
 @dataclass

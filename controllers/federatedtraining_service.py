@@ -49,8 +49,8 @@ async def reconcile(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, logger:
         memo: The operator's shared state.
         logger: The per-object logger.
     """
-    model = admission.admit(INFO, body, patch, memo, logger)
-    status = dict(body.get("status") or {})
+    status = await admission.current_status(INFO, body, memo)
+    model = admission.admit(INFO, body, patch, memo, logger, status=status)
     if model is None or status.get("phase") in TERMINAL_PHASES:
         return
     job = cast(FederatedTraining, model)

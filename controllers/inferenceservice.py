@@ -6,22 +6,29 @@ from typing import Any
 
 import kopf
 
-from controllers import admission
+from controllers import inferenceservice_loop, inferenceservice_service
 from mlscale import API_GROUP, API_VERSION
-from mlscale.kinds import KINDS
 
-INFO = KINDS["InferenceService"]
-
-
-@kopf.on.resume(API_GROUP, API_VERSION, "inferenceservices")
-@kopf.on.create(API_GROUP, API_VERSION, "inferenceservices")
-@kopf.on.update(API_GROUP, API_VERSION, "inferenceservices")
-def admit_inferenceservice(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
-    """Validate the InferenceService and record whether it is accepted."""
-    admission.admit(INFO, body, patch, memo, logger)
+PLURAL = "inferenceservices"
 
 
-@kopf.on.delete(API_GROUP, API_VERSION, "inferenceservices")
-def delete_inferenceservice(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
-    """Clean up after a deleted InferenceService (children go with their ownerReferences)."""
-    admission.forget(INFO, body, memo, logger)
+@kopf.on.resume(API_GROUP, API_VERSION, PLURAL)
+@kopf.on.create(API_GROUP, API_VERSION, PLURAL)
+@kopf.on.update(API_GROUP, API_VERSION, PLURAL)
+async def reconcile_inferenceservice(
+    body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, logger: kopf.Logger, **_: Any
+) -> None:
+    """Validate the InferenceService; create (or update) its replicas, router and Services once accepted."""
+    await inferenceservice_service.reconcile(body, patch, memo, logger)
+
+
+@kopf.daemon(API_GROUP, API_VERSION, PLURAL, cancellation_timeout=10.0)
+async def regulate_inferenceservice(body: kopf.Body, memo: kopf.Memo, stopped: kopf.DaemonStopped, **_: Any) -> None:
+    """Keep the service inside its latency SLO with the fewest cores, one period at a time."""
+    await inferenceservice_loop.run_daemon(body, memo, stopped)
+
+
+@kopf.on.delete(API_GROUP, API_VERSION, PLURAL)
+async def delete_inferenceservice(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
+    """Remove every child of the InferenceService (explicitly: no garbage collector is assumed)."""
+    await inferenceservice_service.delete(body, memo, logger)

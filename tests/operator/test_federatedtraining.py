@@ -221,9 +221,12 @@ async def test_status_follows_the_coordinator_rounds(
     coordinator.publish(coordinator_status(1))
     await cluster.wait_for(PATH, lambda o: status_round(o) == 1)
     coordinator.publish(coordinator_status(3))
-    obj = await cluster.wait_for(PATH, lambda o: status_round(o) == 3)
+    # On the emulator (no resourceVersion) kopf may replay a stale admission that writes Pending
+    # for an instant; the daemon puts Running back at its next period.
+    obj = await cluster.wait_for(
+        PATH, lambda o: status_round(o) == 3 and ((o or {}).get("status") or {}).get("phase") == "Running"
+    )
     status = (obj or {})["status"]
-    assert status["phase"] == "Running"
     assert [r["round"] for r in status["history"]] == [1, 2, 3]
     assert status["accuracy"] == accuracy_at(3)
     assert status["predictedRoundsToTarget"] == 13

@@ -1,0 +1,251 @@
+"""The InferenceService control loop in a cluster: one kopf daemon per service, one period per sampling interval.
+
+Every ``control.periodSeconds``, once the service is accepted and its children exist:
+
+1. recreate any child that vanished; list the model-server pods;
+2. register the ready ones with the router (``PUT /admin/replicas``, the complete set), so the
+   router follows scale steps, restarts and unready pods within a period;
+3. while no CPU replica is ready, stop there (phase ``Pending``): the law is not run on the
+   silence of a service still loading its model;
+4. run :func:`roma.loop.control_period` — the same function ``mlscale run`` uses — with the
+   router as sensor (``GET /stats``), the law resumed from ``status.controlState``, the pods as
+   actuator (in-place resize, CPU Deployment ``/scale``) and the contention arbiter fed with
+   the capacity of the replicas' nodes and the other InferenceServices' replicas there;
+5. write the status (figures, conditions ``SloMet`` / ``Contended`` / ``ResizeUnsupported``,
+   the law's state), post Events on scale steps, and update the metrics.
+
+A cluster that refuses in-place resize gets ``ResizeUnsupported=True`` once; from then on the
+pods keep their cores and the law's allocation drives the replica count alone.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from typing import Any, Literal
+
+import aiohttp
+import kopf
+from pydantic import ValidationError
+
+from controllers.daemons import sleep_unless_stopped
+from controllers.inferenceservice_service import INFO, apply_children, owner_document
+from controllers.inferenceservice_status import (
+    CONTENDED,
+    RESIZE_UNSUPPORTED,
+    SUBMITTED,
+    PeriodFigures,
+    dump_conditions,
+    measured_fields,
+    parse_time,
+    resume_law,
+    rfc3339,
+    scale_message,
+    slo_condition,
+)
+from controllers.kube import KubeApi, KubeError, group_path, patch_status, scoped_api
+from controllers.replica_pods import (
+    PodReplicaActuator,
+    neighbour_requests,
+    node_share,
+    registrations,
+    serving_pods,
+)
+from controllers.router_client import READ_TIMEOUT_S, RouterClient, RouterUnavailableError, router_url
+from controllers.servingpods import cpu_deployment_name
+from mlscale import API_GROUP_VERSION
+from mlscale.api import Condition, find_condition, set_condition, utcnow
+from roma.api import InferenceService
+from roma.law import ServiceAllocationLaw
+from roma.loop import control_period
+from roma.policies import MlscalePolicy
+
+log = logging.getLogger(__name__)
+
+IDLE_PERIOD_S = 1.0
+"""How often a service that cannot run yet (not accepted, no image) is looked at again."""
+"""How soon a waiting loop notices that kopf asked it to stop."""
+
+
+def validated(obj: dict[str, Any]) -> InferenceService | None:
+    """The service as a model, or ``None`` when its spec is invalid (admission says why)."""
+    document = {k: obj.get(k) for k in ("apiVersion", "kind", "metadata", "spec")}
+    try:
+        return InferenceService.model_validate(document)
+    except ValidationError:
+        return None
+
+
+async def run_daemon(body: kopf.Body, memo: kopf.Memo, stopped: kopf.DaemonStopped) -> None:
+    """Run the service's loop until it is deleted or the operator stops.
+
+    Args:
+        body: The InferenceService (for Events; each period reads the object afresh).
+        memo: The operator's shared state (client, status store).
+        stopped: Set by kopf when the daemon must stop.
+    """
+    timeout = aiohttp.ClientTimeout(total=READ_TIMEOUT_S)
+    connector = aiohttp.TCPConnector(force_close=True)
+    async with scoped_api(memo) as api, aiohttp.ClientSession(timeout=timeout, connector=connector) as http:
+        run = ServiceRun(api, http, body, memo)
+        while not stopped:
+            began_s = time.monotonic()
+            try:
+                obj = await api.get(run.path)
+                if obj is None or obj.get("metadata", {}).get("deletionTimestamp"):
+                    return
+                period_s = await run.period(obj)
+            except (TimeoutError, KubeError, aiohttp.ClientError, RouterUnavailableError) as exc:
+                log.warning("control period of %s/%s failed, retrying: %s", run.namespace, run.name, exc)
+                period_s = IDLE_PERIOD_S if run.law is None else run.period_s
+            await sleep_unless_stopped(stopped, began_s + period_s)
+
+
+class ServiceRun:
+    """One service's loop; the law it keeps between periods is recoverable from the status.
+
+    Args:
+        api: The Kubernetes client.
+        http: The session that speaks to the router.
+        body: The InferenceService as kopf holds it (Events are posted about it).
+        memo: The operator's shared state (the status store).
+    """
+
+    def __init__(self, api: KubeApi, http: aiohttp.ClientSession, body: kopf.Body, memo: kopf.Memo) -> None:
+        self.api = api
+        self.http = http
+        self.body = body
+        self.memo = memo
+        self.name = str(body.metadata.name)
+        self.namespace = str(body.metadata.namespace)
+        self.path = group_path(API_GROUP_VERSION, INFO.plural, self.namespace, self.name)
+        self.law: ServiceAllocationLaw | None = None
+        """The allocation law, loaded from ``status.controlState`` on the first period."""
+        self.generation: int | None = None
+        """The spec generation the law was configured from."""
+        self.period_s = IDLE_PERIOD_S
+
+    async def period(self, obj: dict[str, Any]) -> float:
+        """One period; returns the time until the next one."""
+        svc = validated(obj)
+        status = dict(obj.get("status") or {})
+        conditions = [Condition.model_validate(c) for c in status.get("conditions") or []]
+        if svc is None or not _is_true(conditions, "Accepted") or not _is_true(conditions, SUBMITTED):
+            return IDLE_PERIOD_S  # refused, or not started yet: admission and the create handler say why
+        spec = svc.spec
+        self.period_s = spec.control.period_seconds
+        made = await apply_children(self.api, owner_document(obj), svc, self.namespace)
+        if made:
+            log.warning("recreated missing children of %s/%s: %s", self.namespace, self.name, ", ".join(made))
+        pods = await serving_pods(self.api, self.namespace, self.name)
+        now = utcnow()
+        start = parse_time(str(status["startTime"])) if status.get("startTime") else now
+        router = RouterClient(self.http, router_url(self.name, self.namespace), spec.model.name, start.timestamp())
+        await router.register(registrations(pods, spec.model.name, slots=max(2, spec.batching.max_batch_size)))
+        if not any(p.ready and not p.accelerator for p in pods):
+            return self.period_s
+        if self.law is None or self.generation != svc.metadata.generation:
+            saved = (status.get("controlState") or {}).get("law") if self.law is None else self.law.to_dict()
+            self.law = resume_law(spec, saved)
+            self.generation = svc.metadata.generation
+        share = await node_share(self.api, self.namespace, self.name, pods)
+        deployment = await self.api.get(
+            group_path("apps/v1", "deployments", self.namespace, cpu_deployment_name(self.name))
+        )
+        actuator = PodReplicaActuator(
+            self.api,
+            self.namespace,
+            cpu_deployment_name(self.name),
+            ((deployment or {}).get("spec") or {}).get("replicas"),
+            pods,
+            resize=not _is_true(conditions, RESIZE_UNSUPPORTED),
+        )
+        before = self.law.allocation.replicas
+        outcome = await control_period(
+            router,
+            actuator,
+            MlscalePolicy(self.law),
+            f"{self.namespace}/{self.name}",
+            capacity_cores=share.capacity_cores,
+            floor_cores=spec.cpu.cores_min,
+            other_services=await neighbour_requests(self.api, share),
+        )
+        after = self.law.allocation.replicas
+        obs = outcome.observation
+        state = dict(status.get("controlState") or {})
+        figures = PeriodFigures(
+            obs, after, pods, actuator.applied, state.get("requestsTotal"), state.get("violationsTotal")
+        )
+        update = measured_fields(figures)
+        update["controlState"] = {
+            "law": self.law.to_dict(),
+            "requestsTotal": obs.requests,
+            "violationsTotal": obs.violations,
+            "requestedCores": [round(c, 3) for c in outcome.requested.cores],
+        }
+        generation = svc.metadata.generation
+        conditions = slo_condition(conditions, svc, obs.effective_latency_s(), now=now)
+        if share.capacity_cores is not None:
+            conditions = self.announce(
+                conditions,
+                CONTENDED,
+                "True" if outcome.contended else "False",
+                "CoresShared" if outcome.contended else "CoresAvailable",
+                f"Nodes {', '.join(share.nodes)}: {outcome.contention_message}.",
+                now=now,
+                generation=generation,
+            )
+        if actuator.unsupported is not None:
+            message = (
+                f"The cluster refused to resize replica pods in place ({actuator.unsupported}); continuing with "
+                "horizontal scaling only: each replica keeps the cores it started with. In-place resize needs "
+                "Kubernetes 1.33 or later (pods/resize)."
+            )
+            conditions = self.announce(
+                conditions, RESIZE_UNSUPPORTED, "True", "ResizeRefused", message, now=now, generation=generation
+            )
+        update["conditions"] = dump_conditions(conditions)
+        if not status.get("startTime"):
+            update["startTime"] = rfc3339(start)
+        phase = "Running"
+        if status.get("phase") != phase:
+            update["phase"] = phase
+            ready = sum(1 for p in pods if p.ready)
+            kopf.info(
+                self.body, reason="Running", message=f"serving: {ready} ready replicas registered with the router"
+            )
+        if after != before:
+            reason, message = scale_message(svc, before, after, obs.effective_latency_s())
+            kopf.info(self.body, reason=reason, message=message)
+            log.info("%s/%s %s: %s", self.namespace, self.name, reason, message)
+        await patch_status(self.api, self.path, update)
+        store = self.memo.get("status_store")
+        if store is not None:
+            store.update(INFO.kind, self.namespace, self.name, {**update, "phase": phase})
+        return self.period_s
+
+    def announce(
+        self,
+        conditions: list[Condition],
+        type_: str,
+        status: Literal["True", "False"],
+        reason: str,
+        message: str,
+        *,
+        now: dt.datetime,
+        generation: int | None,
+    ) -> list[Condition]:
+        """Set a condition; post a Warning Event when it turns ``True``."""
+        previous = find_condition(conditions, type_)
+        if status == "True" and (previous is None or previous.status != "True"):
+            kopf.warn(self.body, reason=type_, message=message)
+        return set_condition(conditions, type_, status, reason, message, now=now, observed_generation=generation)
+
+
+def _is_true(conditions: list[Condition], type_: str) -> bool:
+    condition = find_condition(conditions, type_)
+    return condition is not None and condition.status == "True"
+
+
+__all__ = ["ServiceRun", "run_daemon", "validated"]

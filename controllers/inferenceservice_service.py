@@ -1,0 +1,167 @@
+"""What the operator does when an InferenceService is created, changed, resumed or deleted.
+
+Create/update/resume validate the resource (:mod:`controllers.admission`) and, once accepted,
+create or update its children (:mod:`controllers.servingpods`): the CPU replicas' Deployment,
+the GPU replicas' Deployment when ``gpu.count > 0``, the router's Deployment, the router's
+Service and the replicas' headless Service, each with an ownerReference and the service's
+labels. An existing Deployment gets the current pod template (image, model, batching), but the
+CPU Deployment's replica count stays the law's. A service without ``spec.image`` is refused
+with ``Submitted=False`` (reason ``ImageMissing``) and a Warning Event. Running the control law
+is the daemon's job (:mod:`controllers.inferenceservice_loop`). Delete removes every child
+explicitly: a cluster's garbage collector would do it through the ownerReferences, but nothing
+relies on one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, cast
+
+import kopf
+
+from controllers import admission
+from controllers.inferenceservice_status import SUBMITTED, dump_conditions
+from controllers.kube import (
+    KubeApi,
+    adopt,
+    core_path,
+    delete_labelled,
+    group_path,
+    scoped_api,
+)
+from controllers.servingpods import (
+    children,
+    cpu_deployment_name,
+    gpu_deployment_name,
+    router_service_name,
+    service_labels,
+)
+from mlscale.api import Condition, find_condition, set_condition, utcnow
+from mlscale.kinds import KINDS
+from roma.api import InferenceService
+
+INFO = KINDS["InferenceService"]
+IMAGE_MISSING = (
+    "spec.image is required in a cluster: name an image with the roma engine (TensorFlow) and the "
+    "model builder's module, e.g. 'registry.example/mlscale-roma:0.1'"
+)
+
+
+def owner_document(body: Mapping[str, Any]) -> dict[str, Any]:
+    """The parts of the resource its children's ownerReferences need."""
+    return {"apiVersion": body.get("apiVersion"), "kind": body.get("kind"), "metadata": dict(body["metadata"])}
+
+
+def collection_path(group_version: str, plural: str, namespace: str, name: str | None = None) -> str:
+    """Path of a core (``v1``) or grouped (``apps/v1``) namespaced collection or object."""
+    if group_version == "v1":
+        return core_path(plural, namespace, name)
+    return group_path(group_version, plural, namespace, name)
+
+
+async def reconcile(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, logger: kopf.Logger) -> None:
+    """Validate the service; once accepted, create its children or bring their templates up to date.
+
+    Args:
+        body: The InferenceService.
+        patch: kopf's patch of it (conditions, phase).
+        memo: The operator's shared state.
+        logger: The per-object logger.
+    """
+    status = await admission.current_status(INFO, body, memo)
+    model = admission.admit(INFO, body, patch, memo, logger, status=status)
+    if model is None:
+        return
+    svc = cast(InferenceService, model)
+    generation = body.metadata.get("generation")
+    conditions = [Condition.model_validate(c) for c in patch.status.get("conditions") or []]
+    previous = find_condition(conditions, SUBMITTED)
+    now = utcnow()
+    if not svc.spec.image:
+        conditions = set_condition(
+            conditions, SUBMITTED, "False", "ImageMissing", IMAGE_MISSING, now=now, observed_generation=generation
+        )
+        patch.status["conditions"] = dump_conditions(conditions)
+        if previous is None or previous.reason != "ImageMissing":
+            kopf.warn(body, reason="ImageMissing", message=IMAGE_MISSING)
+        logger.warning("not serving %s: %s", body.metadata.name, IMAGE_MISSING)
+        return
+    namespace = str(body.metadata.namespace)
+    async with scoped_api(memo) as api:
+        made = await apply_children(api, owner_document(body), svc, namespace, update_templates=True)
+    name = svc.metadata.name
+    gpu = f", {svc.spec.gpu.count} GPU replicas" if svc.spec.gpu.count else ""
+    message = (
+        f"Deployment {cpu_deployment_name(name)} ({svc.spec.replicas.min} CPU replicas){gpu}, "
+        f"the router behind Service {router_service_name(name)} created"
+    )
+    conditions = set_condition(
+        conditions, SUBMITTED, "True", "ChildrenCreated", message, now=now, observed_generation=generation
+    )
+    patch.status["conditions"] = dump_conditions(conditions)
+    if previous is None or previous.status != "True":
+        kopf.info(body, reason=SUBMITTED, message=message)
+    logger.info("serving %s: %s (created now: %s)", name, message, ", ".join(made) or "none")
+
+
+async def apply_children(
+    api: KubeApi,
+    owner: Mapping[str, Any],
+    svc: InferenceService,
+    namespace: str,
+    *,
+    update_templates: bool = False,
+) -> list[str]:
+    """Create the service's missing children; optionally bring existing Deployments' templates up to date.
+
+    Args:
+        api: The Kubernetes client.
+        owner: The InferenceService (apiVersion, kind, metadata with uid).
+        svc: The validated service.
+        namespace: Its namespace.
+        update_templates: Patch each existing Deployment's pod template (and the GPU count) to
+            the spec's, and delete a GPU Deployment the spec no longer asks for; the CPU
+            Deployment's replica count is left to the law.
+
+    Returns:
+        ``plural/name`` of each child created.
+    """
+    name = svc.metadata.name
+    labels = service_labels(name)
+    existing = {
+        f"{plural}/{item['metadata']['name']}"
+        for group_version, plural in (("apps/v1", "deployments"), ("v1", "services"))
+        for item in await api.list(collection_path(group_version, plural, namespace), labels)
+    }
+    made = []
+    for group_version, plural, child in children(svc):
+        child_name = child["metadata"]["name"]
+        if f"{plural}/{child_name}" not in existing:
+            await api.create(collection_path(group_version, plural, namespace), adopt(child, owner, labels))
+            made.append(f"{plural}/{child_name}")
+        elif update_templates and plural == "deployments":
+            spec: dict[str, Any] = {"template": child["spec"]["template"]}
+            if child_name != cpu_deployment_name(name):
+                spec["replicas"] = child["spec"]["replicas"]
+            await api.patch(collection_path(group_version, plural, namespace, child_name), {"spec": spec})
+    gpu = gpu_deployment_name(name)
+    if update_templates and svc.spec.gpu.count == 0 and f"deployments/{gpu}" in existing:
+        # A GPU Deployment left from an earlier generation of the spec.
+        await api.delete(group_path("apps/v1", "deployments", namespace, gpu))
+    return made
+
+
+async def delete(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger) -> None:
+    """Remove every child of the service: Deployments, then pods and Services."""
+    name = str(body.metadata.name)
+    namespace = str(body.metadata.namespace)
+    labels = service_labels(name)
+    removed = 0
+    async with scoped_api(memo) as api:
+        # Deployments first: in a cluster their ReplicaSets and pods follow (background deletion);
+        # the pods are deleted here too, for an API server without a garbage collector.
+        for child in await api.list(group_path("apps/v1", "deployments", namespace), labels):
+            removed += int(await api.delete(group_path("apps/v1", "deployments", namespace, child["metadata"]["name"])))
+        removed += await delete_labelled(api, namespace, labels, ("pods", "services"))
+    logger.info("removed %d children of InferenceService %s", removed, name)
+    admission.forget(INFO, body, memo, logger)

@@ -1,0 +1,216 @@
+"""InferenceService in a cluster: children on accept, replicas registered with the router, refusal, delete.
+
+The operator runs for real against the emulator; the router is a fake on 127.0.0.1 that serves
+the same ``/stats`` JSON as the real one and records the replica sets the operator registers.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import AsyncIterator
+from typing import Any
+
+import kubernetes_validate
+import pytest
+
+from controllers.kube import adopt
+from controllers.servingpods import children, service_labels
+from roma.api import InferenceService
+from tests.operator.harness import NAMESPACE, Cluster, RunningOperator
+from tests.operator.inferenceservice_helpers import (
+    BASE,
+    COMPONENT,
+    DEPLOYMENTS,
+    MODEL,
+    PODS,
+    SERVICES,
+    FakeRouter,
+    condition,
+    condition_is,
+    create_replica_pods,
+    fake_router,
+    items,
+    service,
+    service_path,
+    status_of,
+    wait_for_events,
+)
+
+pytestmark = pytest.mark.operator
+
+GPU = {"count": 1, "resourceName": "nvidia.com/gpu", "alpha": 0.25}
+
+
+@pytest.fixture
+async def router(kubeconfig: Any, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeRouter]:
+    async for fake in fake_router(monkeypatch):
+        yield fake
+
+
+def by_component(objects: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {o["metadata"]["labels"][COMPONENT]: o for o in objects}
+
+
+def flag(command: list[str], name: str) -> str:
+    return command[command.index(name) + 1]
+
+
+async def start(cluster: Cluster, body: dict[str, Any]) -> dict[str, Any]:
+    created = await cluster.create(f"{BASE}/inferenceservices", body)
+    await cluster.wait_for(service_path(body["metadata"]["name"]), lambda o: condition_is(o, "Submitted", "True"))
+    return created
+
+
+async def test_accept_creates_replicas_router_and_services(
+    router: FakeRouter, operator: RunningOperator, cluster: Cluster
+) -> None:
+    created = await start(cluster, service(gpu=GPU))
+    uid = created["metadata"]["uid"]
+    deployments = by_component(items(await cluster.get(DEPLOYMENTS)))
+    services = {s["metadata"]["name"]: s for s in items(await cluster.get(SERVICES))}
+    assert sorted(deployments) == ["cpu-replica", "gpu-replica", "router"]
+    assert sorted(services) == ["cnn", "cnn-replicas"]
+    for child in [*deployments.values(), *services.values()]:
+        (owner,) = child["metadata"]["ownerReferences"]
+        assert (owner["kind"], owner["name"], owner["uid"]) == ("InferenceService", "cnn", uid)
+        assert owner["controller"] is True
+        assert child["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "mlscale"
+
+    cpu = deployments["cpu-replica"]
+    assert cpu["metadata"]["name"] == "cnn-cpu"
+    assert cpu["spec"]["replicas"] == 1  # replicas.min
+    assert cpu["spec"]["selector"]["matchLabels"].items() <= cpu["spec"]["template"]["metadata"]["labels"].items()
+    (server,) = cpu["spec"]["template"]["spec"]["containers"]
+    assert server["image"] == "registry.example/mlscale-roma:0.1"
+    # Every replica starts at coresMax, request = limit, and its cores can move without a restart.
+    quantities = {"cpu": "2", "memory": "1024Mi"}
+    assert server["resources"] == {"requests": quantities, "limits": quantities}
+    assert {"resourceName": "cpu", "restartPolicy": "NotRequired"} in server["resizePolicy"]
+    assert server["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
+    command = server["command"]
+    assert command[:3] == ["python", "-m", "roma.server"]
+    assert (flag(command, "--name"), flag(command, "--builder")) == (MODEL, "examples.roma.models:small_cnn")
+    assert (flag(command, "--max-batch-size"), float(flag(command, "--max-delay-ms"))) == ("16", 4.0)
+    assert flag(command, "--host") == "0.0.0.0"
+    assert "--accelerator" not in command
+
+    gpu = deployments["gpu-replica"]
+    assert gpu["spec"]["replicas"] == 1
+    (gpu_server,) = gpu["spec"]["template"]["spec"]["containers"]
+    assert gpu_server["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    assert "--accelerator" in gpu_server["command"]
+
+    router_deployment = deployments["router"]
+    (router_container,) = router_deployment["spec"]["template"]["spec"]["containers"]
+    router_command = router_container["command"]
+    assert router_command[:3] == ["python", "-m", "roma.router"]
+    assert flag(router_command, "--model") == f"{MODEL}:100:95"
+    assert float(flag(router_command, "--alpha")) == 0.25
+
+    # The front Service reaches the router only; the headless one every model server, CPU and GPU.
+    front, headless = services["cnn"], services["cnn-replicas"]
+    router_labels = router_deployment["spec"]["template"]["metadata"]["labels"]
+    cpu_labels = cpu["spec"]["template"]["metadata"]["labels"]
+    gpu_labels = gpu["spec"]["template"]["metadata"]["labels"]
+    assert front["spec"]["selector"].items() <= router_labels.items()
+    assert not front["spec"]["selector"].items() <= cpu_labels.items()
+    assert headless["spec"]["clusterIP"] == "None"
+    for labels in (cpu_labels, gpu_labels):
+        assert headless["spec"]["selector"].items() <= labels.items()
+    assert not headless["spec"]["selector"].items() <= router_labels.items()
+    assert [e["type"] for e in await wait_for_events(cluster, "Submitted")][:1] == ["Normal"]
+
+
+async def test_ready_replicas_are_registered_with_the_router(
+    router: FakeRouter, operator: RunningOperator, cluster: Cluster
+) -> None:
+    router.gpu_share = 0.3
+    await start(cluster, service(gpu=GPU))
+    await create_replica_pods(cluster, "cnn-cpu", 1)
+    await create_replica_pods(cluster, "cnn-gpu", 1, first=5)
+    await create_replica_pods(cluster, "cnn-cpu", 1, first=1, ready=False)  # still loading its model
+    await cluster.wait_for(service_path(), lambda o: status_of(o).get("phase") == "Running")
+    # Registered each period: wait for one that saw every pod.
+    await cluster.wait_for(service_path(), lambda o: len(status_of(o).get("allocations") or []) == 3)
+    registered = {r["name"]: r for r in router.registered[-1]}
+    assert sorted(registered) == ["cnn-cpu-0", "cnn-gpu-5"]
+    assert registered["cnn-cpu-0"]["url"] == "http://10.0.0.10:8080"
+    assert registered["cnn-cpu-0"]["models"] == [MODEL]
+    assert (registered["cnn-cpu-0"]["accelerator"], registered["cnn-gpu-5"]["accelerator"]) == (False, True)
+    status = status_of(await cluster.get(service_path()))
+    by_name = {a["name"]: a for a in status["allocations"]}
+    assert by_name["cnn-gpu-5"]["accelerator"] is True
+    assert status["gpuShare"] == 0.3
+    assert len(await wait_for_events(cluster, "Running")) == 1
+
+
+async def test_missing_image_is_refused_without_children(
+    router: FakeRouter, operator: RunningOperator, cluster: Cluster
+) -> None:
+    body = service()
+    del body["spec"]["image"]
+    await cluster.create(f"{BASE}/inferenceservices", body)
+    obj = await cluster.wait_for(service_path(), lambda o: condition_is(o, "Submitted", "False"))
+    cond = condition(obj, "Submitted")
+    assert cond is not None
+    assert cond["reason"] == "ImageMissing"
+    assert "spec.image" in cond["message"]
+    assert condition_is(obj, "Accepted", "True")
+    assert status_of(obj)["phase"] == "Pending"
+    assert {e["type"] for e in await wait_for_events(cluster, "ImageMissing")} == {"Warning"}
+    assert items(await cluster.get(DEPLOYMENTS)) == []
+    assert items(await cluster.get(SERVICES)) == []
+
+
+async def test_invalid_spec_is_refused(router: FakeRouter, operator: RunningOperator, cluster: Cluster) -> None:
+    body = copy.deepcopy(service())
+    body["spec"]["cpu"] = {"coresMin": "3", "coresMax": "2"}
+    await cluster.create(f"{BASE}/inferenceservices", body)
+    obj = await cluster.wait_for(service_path(), lambda o: condition_is(o, "Accepted", "False"))
+    assert "coresMin" in str((condition(obj, "Accepted") or {}).get("message"))
+    assert items(await cluster.get(DEPLOYMENTS)) == []
+
+
+async def test_delete_removes_every_child(router: FakeRouter, operator: RunningOperator, cluster: Cluster) -> None:
+    await start(cluster, service(gpu=GPU))
+    await create_replica_pods(cluster, "cnn-cpu", 1)
+    await create_replica_pods(cluster, "cnn-gpu", 1, first=5)
+    await cluster.wait_for(service_path(), lambda o: status_of(o).get("phase") == "Running")
+    assert len(items(await cluster.get(DEPLOYMENTS))) == 3
+    await cluster.delete(service_path())
+    await cluster.wait_for(service_path(), lambda o: o is None)
+    assert items(await cluster.get(DEPLOYMENTS)) == []
+    assert items(await cluster.get(SERVICES)) == []
+    assert items(await cluster.get(PODS)) == []
+    assert ("InferenceService", NAMESPACE, "cnn") not in operator.memo["status_store"].statuses
+
+
+async def test_spec_change_updates_templates_but_not_the_replica_count(
+    router: FakeRouter, operator: RunningOperator, cluster: Cluster
+) -> None:
+    await start(cluster, service(gpu=GPU))
+    await cluster.patch(f"{DEPLOYMENTS}/cnn-cpu/scale", {"spec": {"replicas": 2}})  # as the law would
+    new_image = "registry.example/mlscale-roma:0.2"
+    await cluster.patch(
+        service_path(),
+        {"metadata": {"generation": 2}, "spec": {"image": new_image, "gpu": {"count": 0}}},
+    )
+    await cluster.wait_for(f"{DEPLOYMENTS}/cnn-gpu", lambda o: o is None)
+    cpu = await cluster.wait_for(
+        f"{DEPLOYMENTS}/cnn-cpu", lambda o: (o or {})["spec"]["template"]["spec"]["containers"][0]["image"] == new_image
+    )
+    assert (cpu or {})["spec"]["replicas"] == 2
+    router_deployment = await cluster.get(f"{DEPLOYMENTS}/cnn-router")
+    assert (router_deployment or {})["spec"]["template"]["spec"]["containers"][0]["image"] == new_image
+
+
+@pytest.mark.parametrize("gpu_count", [0, 2])
+def test_children_are_valid_kubernetes_objects(gpu_count: int) -> None:
+    body = service(gpu={**GPU, "count": gpu_count})
+    body["metadata"]["uid"] = "0b0f6c4e-0000-4000-8000-000000000001"
+    svc = InferenceService.model_validate(body)
+    objects = [adopt(child, body, service_labels("cnn")) for _, _, child in children(svc)]
+    assert sum(o["kind"] == "Deployment" for o in objects) == (3 if gpu_count else 2)
+    for obj in objects:
+        # In-place resize (resizePolicy, pods/resize) needs Kubernetes 1.33.
+        kubernetes_validate.validate(obj, "1.33", strict=True)
