@@ -1,11 +1,13 @@
 """Client selection: random, with a preference for clients that answered in time.
 
 Each client keeps a count of rounds it answered before the round deadline and rounds it
-missed. Selection samples without replacement, each client weighted by the posterior mean of
-its punctuality (``(on_time + 1) / (on_time + late + 2)``) squared, so a fresh client is as
-likely as a punctual one to be tried and a habitual straggler becomes rare but never
-excluded. The random draw is seeded by ``(seed, round)``: a resumed run selects the same
-clients for a round as the run it replaces. Pure: no I/O, no clock.
+missed. Selection samples without replacement, each client weighted by its punctuality
+(``(on_time + 2) / (on_time + late + 2)``: presumed punctual until it misses a deadline)
+squared. Clients that never missed one are equally likely, whether asked before or not: under
+label skew a selection that kept returning to the clients it already knows would train on a
+few label mixes only. A habitual straggler becomes rare but is never excluded. The random draw
+is seeded by ``(seed, round)``: a resumed run selects the same clients for a round as the run it
+replaces. Pure: no I/O, no clock.
 """
 
 from __future__ import annotations
@@ -34,8 +36,8 @@ class ClientRecord:
 
     @property
     def punctuality(self) -> float:
-        """Posterior mean probability of answering in time (uniform prior)."""
-        return (self.on_time + 1) / (self.on_time + self.late + 2)
+        """Share of rounds answered in time, with two on-time answers presumed (1.0 until a miss)."""
+        return (self.on_time + 2) / (self.on_time + self.late + 2)
 
 
 @dataclass

@@ -35,6 +35,22 @@ def test_stragglers_are_dropped_recorded_and_chosen_less_often() -> None:
     assert picks[0] > 0  # never excluded for good
 
 
+def test_without_stragglers_the_first_rounds_spread_over_the_clients() -> None:
+    # Label-skewed clients each hold a few classes: a selection that returned to the clients it
+    # had just asked would train on a few label mixes only. Four rounds of 3 out of 10 clients
+    # cover 10 * (1 - 0.7**4) = 7.6 distinct clients on average when every client is as likely.
+    covered = []
+    for seed in range(100):
+        selector = ClientSelector(10, seed=seed)
+        seen: set[int] = set()
+        for r in range(1, 5):
+            chosen = selector.select(r, 3)
+            selector.record(r, chosen, chosen)
+            seen.update(chosen)
+        covered.append(len(seen))
+    assert sum(covered) / len(covered) >= 7.3
+
+
 def test_state_round_trips_and_resumes_the_same_choice() -> None:
     selector = ClientSelector(8, seed=2)
     for r in range(1, 4):
