@@ -7,6 +7,7 @@ from typing import Any
 import kopf
 
 from controllers import federatedtraining_loop, federatedtraining_service
+from controllers import retry as retry_mod
 from mlscale import API_GROUP, API_VERSION
 
 PLURAL = "federatedtrainings"
@@ -16,10 +17,13 @@ PLURAL = "federatedtrainings"
 @kopf.on.create(API_GROUP, API_VERSION, PLURAL)
 @kopf.on.update(API_GROUP, API_VERSION, PLURAL)
 async def reconcile_federatedtraining(
-    body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, logger: kopf.Logger, **_: Any
+    body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, logger: kopf.Logger, retry: int, **_: Any
 ) -> None:
     """Validate the FederatedTraining; create its coordinator, clients and Services once accepted."""
-    await federatedtraining_service.reconcile(body, patch, memo, logger)
+    try:
+        await federatedtraining_service.reconcile(body, patch, memo, logger)
+    except retry_mod.TRANSIENT as exc:
+        raise retry_mod.retry_later(body, exc, retry) from exc
 
 
 @kopf.daemon(API_GROUP, API_VERSION, PLURAL, cancellation_timeout=10.0)
@@ -31,6 +35,9 @@ async def follow_federatedtraining(
 
 
 @kopf.on.delete(API_GROUP, API_VERSION, PLURAL)
-async def delete_federatedtraining(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
+async def delete_federatedtraining(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, retry: int, **_: Any) -> None:
     """Remove every child of the FederatedTraining (explicitly: no garbage collector is assumed)."""
-    await federatedtraining_service.delete(body, memo, logger)
+    try:
+        await federatedtraining_service.delete(body, memo, logger)
+    except retry_mod.TRANSIENT as exc:
+        raise retry_mod.retry_later(body, exc, retry) from exc
