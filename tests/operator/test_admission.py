@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
+from mlscale.kinds import KINDS
 from tests.operator.harness import NAMESPACE, Cluster, RunningOperator
 
 pytestmark = pytest.mark.operator
@@ -125,3 +128,18 @@ async def test_delete_runs_cleanup_through_the_finalizer(operator: RunningOperat
     await cluster.wait_for(path, lambda o: accepted(o) == "True")
     await cluster.delete(path)
     await cluster.wait_for(path, lambda o: o is None)
+
+
+EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "examples").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
+async def test_every_example_is_accepted_by_the_operator(
+    path: Path, operator: RunningOperator, cluster: Cluster
+) -> None:
+    body = yaml.safe_load(path.read_text())
+    body["metadata"]["namespace"] = NAMESPACE
+    plural = KINDS[body["kind"]].plural
+    await cluster.create(f"{BASE}/{plural}", body)
+    obj = await cluster.wait_for(f"{BASE}/{plural}/{body['metadata']['name']}", lambda o: accepted(o) is not None)
+    assert accepted(obj) == "True", obj
