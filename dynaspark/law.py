@@ -110,9 +110,11 @@ class DeadlineControlLaw:
                 planned_on_profile=state.plan.on_profile,
             )
         active = obs.active_stages
-        if not active:
+        if not active or not executors:
             # Between stages only the driver works. Once that has lasted a whole period the
             # executors idle at coresMin; the regulators keep their state for the next stage.
+            # A stage submitted before any executor has registered waits like the driver's
+            # work does: its plan starts when there are executors to run it.
             for e in executors:
                 regulators.setdefault(e, self.regulator.start(self._idle_cores(state)))
             idle_since_s = now_s if state.idle_since_s is None else state.idle_since_s
@@ -167,7 +169,7 @@ class DeadlineControlLaw:
             )
             stage_core_seconds = 0.0
             rate_origin = None
-            initial = self._feed_forward_cores(plan, len(executors))
+            initial = self._feed_forward_cores(plan, max(len(executors), cfg.instances))
             regulators = {
                 e: self.regulator.start(initial if initial is not None else r.cores) for e, r in regulators.items()
             }
@@ -178,7 +180,10 @@ class DeadlineControlLaw:
         stage_tasks = sum(s.num_tasks for s in active)
         stage_done = sum(s.completed_tasks for s in active)
         stage_progress = stage_done / stage_tasks if stage_tasks else 1.0
-        progress = executor_progress(active, executors)
+        # In the last wave an executor whose tasks are done has nothing left to run in this
+        # stage: more cores cannot help it, so it idles at coresMin and its regulator holds.
+        idle = obs.idle_executor_ids()
+        progress = executor_progress(active, executors, idle)
         set_point = min(1.0, max(0.0, (now_s - plan.start_s) / plan.duration_s))
 
         stage_core_seconds += sum(state.applied_cores.get(e, 0.0) for e in executors) * dt_s
@@ -188,17 +193,19 @@ class DeadlineControlLaw:
         predicted = self._predict(obs, current, stage_progress, rated, now_s)
         at_risk = self._risk(state.at_risk, predicted, app_deadline_s, deadline_at_s)
 
+        busy = [e for e in executors if e not in idle]
         if at_risk:
-            updated = {e: self.regulator.start(gains.cores_max) for e in executors}
+            updated = {e: self.regulator.start(gains.cores_max) for e in busy}
         else:
-            updated = {e: self.regulator.update(regulators[e], set_point, progress[e], dt_s) for e in executors}
-        requested = {e: r.cores for e, r in updated.items()}
+            updated = {e: self.regulator.update(regulators[e], set_point, progress[e], dt_s) for e in busy}
+        requested = {e: updated[e].cores if e in updated else gains.cores_min for e in executors}
         cores, contended = self._share(requested)
         # Anti-windup against what is really applied, also when contention cut the request.
         updated = {
             e: replace(r, cores=cores[e], integral=cores[e] - r.proportional) if cores[e] != r.cores else r
             for e, r in updated.items()
         }
+        updated.update({e: regulators[e] for e in executors if e in idle})
 
         app_progress = self._app_progress(obs, current, stage_progress)
         new_state = LawState(

@@ -56,12 +56,15 @@ class ProgressObservation:
         executor_ids: Ids of the live executors (the driver left out).
         application_id: Spark's application id, once known.
         finished: ``True`` once the application has ended.
+        active_tasks_by_executor: Tasks running now on each executor; empty when the source
+            does not say (an executor missing from it is then taken to be busy).
     """
 
     stages: tuple[StageObservation, ...] = ()
     executor_ids: tuple[str, ...] = ()
     application_id: str | None = None
     finished: bool = False
+    active_tasks_by_executor: Mapping[str, int] = field(default_factory=dict)
 
     @property
     def active_stages(self) -> tuple[StageObservation, ...]:
@@ -72,6 +75,21 @@ class ProgressObservation:
     def pending_stages(self) -> tuple[StageObservation, ...]:
         """The stages of submitted jobs that have not started yet, by stage id."""
         return tuple(sorted((s for s in self.stages if s.status == "PENDING"), key=lambda s: s.stage_id))
+
+    def idle_executor_ids(self) -> frozenset[str]:
+        """Executors with nothing to do until the running stages end (the last wave).
+
+        That is: no task of theirs runs and every task of those stages has been handed out.
+        Empty when the source does not report running tasks per executor.
+        """
+        if not self.active_tasks_by_executor:
+            return frozenset()
+        active = self.active_stages
+        running = sum(self.active_tasks_by_executor.values())
+        not_started = sum(s.num_tasks - s.completed_tasks for s in active) - running
+        if not active or not_started > 0:
+            return frozenset()
+        return frozenset(e for e in self.executor_ids if self.active_tasks_by_executor.get(e, 1) == 0)
 
     @property
     def completed_stage_ids(self) -> frozenset[int]:

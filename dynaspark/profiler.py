@@ -3,7 +3,9 @@
 The recorder is fed every observation together with the cores allocated since the previous
 one; at the end it turns stage times into durations at nominal cores
 (``measured × mean allocated cores / nominal cores``, i.e. the same work on all cores) and
-keeps the idle times between stages, which cores do not shorten. Pure: time is an argument.
+keeps the idle times between stages, which cores do not shorten. Time during which a stage
+was submitted but no executor had cores yet (the executors were still starting) is idle time
+too: it counts before the stage, not in its work. Pure: time is an argument.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ class ProfileRecorder:
     _stages: dict[int, StageObservation] = field(default_factory=dict, init=False)
     _core_seconds: dict[int, float] = field(default_factory=dict, init=False)
     _active_seconds: dict[int, float] = field(default_factory=dict, init=False)
+    _waiting_seconds: dict[int, float] = field(default_factory=dict, init=False)
     _last_s: float | None = field(default=None, init=False)
     _last_active: tuple[int, ...] = field(default=(), init=False)
 
@@ -45,6 +48,9 @@ class ProfileRecorder:
             dt_s = max(0.0, now_s - self._last_s)
             share = total_cores * dt_s / len(self._last_active)
             for sid in self._last_active:
+                if total_cores <= 0.0:
+                    self._waiting_seconds[sid] = self._waiting_seconds.get(sid, 0.0) + dt_s
+                    continue
                 self._core_seconds[sid] = self._core_seconds.get(sid, 0.0) + share
                 self._active_seconds[sid] = self._active_seconds.get(sid, 0.0) + dt_s
         for stage in obs.stages:
@@ -80,7 +86,8 @@ class ProfileRecorder:
             assert stage.submission_time_s is not None
             submitted_s = stage.submission_time_s
             completed_s = stage.completion_time_s if stage.completion_time_s is not None else end_s
-            measured_s = max(0.0, completed_s - submitted_s)
+            waiting_s = min(max(0.0, completed_s - submitted_s), self._waiting_seconds.get(stage.stage_id, 0.0))
+            measured_s = max(0.0, completed_s - submitted_s - waiting_s)
             active_s = self._active_seconds.get(stage.stage_id, 0.0)
             mean_cores = self._core_seconds.get(stage.stage_id, 0.0) / active_s if active_s > 0 else self.nominal_cores
             result.append(
@@ -90,7 +97,7 @@ class ProfileRecorder:
                     tasks=stage.num_tasks,
                     input_records=stage.input_records,
                     duration_s=measured_s * min(1.0, mean_cores / self.nominal_cores),
-                    idle_before_s=max(0.0, submitted_s - previous_end_s),
+                    idle_before_s=max(0.0, submitted_s - previous_end_s) + waiting_s,
                 )
             )
             previous_end_s = max(previous_end_s, completed_s)

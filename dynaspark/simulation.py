@@ -172,8 +172,14 @@ class SimulatedSparkApp:
                     completion_time_s=run.completed_s,
                 )
             )
+        current = None if self.finished else self._runs[self.stages[self._index].stage_id]
+        running = {e: len(current.running[e]) if current is not None else 0 for e in self.executor_ids}
         return ProgressObservation(
-            stages=tuple(out), executor_ids=self.executor_ids, application_id="app-sim", finished=self.finished
+            stages=tuple(out),
+            executor_ids=self.executor_ids,
+            application_id="app-sim",
+            finished=self.finished,
+            active_tasks_by_executor=running,
         )
 
 

@@ -107,11 +107,12 @@ class SparkRestSensor:
             summary = detail.get("executorSummary") or {}
             by_executor = {str(e): int(s.get("succeededTasks", 0)) for e, s in summary.items()}
             stages.append(stage_from_rest(detail, by_executor))
-        executors = self._get(f"{app}/executors")
-        ids = tuple(
-            sorted(
-                (str(e["id"]) for e in executors if e.get("id") != "driver" and e.get("isActive", True)),
-                key=lambda x: (len(x), x),
-            )
+        executors = [e for e in self._get(f"{app}/executors") if e.get("id") != "driver" and e.get("isActive", True)]
+        ids = tuple(sorted((str(e["id"]) for e in executors), key=lambda x: (len(x), x)))
+        running = {str(e["id"]): int(e["activeTasks"]) for e in executors if "activeTasks" in e}
+        return ProgressObservation(
+            stages=tuple(stages),
+            executor_ids=ids,
+            application_id=self.application_id,
+            active_tasks_by_executor=running if len(running) == len(ids) else {},
         )
-        return ProgressObservation(stages=tuple(stages), executor_ids=ids, application_id=self.application_id)
