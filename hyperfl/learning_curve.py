@@ -141,3 +141,71 @@ def predict_rounds_to_target(
         return None
     last = max(rounds) if rounds else 0
     return max(last + 1, math.ceil(min(effort, MAX_PREDICTED_ROUNDS) - 1e-9))
+
+
+def theil_sen_slope(xs: Sequence[float], ys: Sequence[float]) -> float | None:
+    """Median of the pairwise slopes (robust to single outlying points); ``None`` without two distinct ``xs``."""
+    slopes = [
+        (ys[j] - ys[i]) / (xs[j] - xs[i]) for i in range(len(xs)) for j in range(i + 1, len(xs)) if xs[j] != xs[i]
+    ]
+    return float(np.median(slopes)) if slopes else None
+
+
+@dataclass(frozen=True)
+class MeasuredPace:
+    """Progress measured over the latest rounds, extrapolated without assuming a curve family.
+
+    The slope of the latest window is extrapolated with the slowdown measured from the window
+    before: the slope shrinks by ``decay`` every ``window`` of effort (exponential approach), or
+    stays constant when it did not shrink. An accelerating start is never extrapolated as
+    accelerating, so on an S-shaped rise this is a cautious predictor exactly where a power law
+    (always decelerating) is most wrong.
+
+    Attributes:
+        level: Accuracy at the newest effort on the robust line through the latest window.
+        slope: Accuracy gained per unit of effort over the latest window (> 0).
+        decay: Ratio of the latest window's slope to the one before, in (0, 1].
+        window: Effort the latest window spans.
+    """
+
+    level: float
+    slope: float
+    decay: float
+    window: float
+
+    def effort_for_gain(self, gain: float) -> float | None:
+        """Further effort this pace needs to add ``gain``; ``None`` when its slowdown stops short of it."""
+        if gain <= 0:
+            return 0.0
+        if self.decay >= 1.0:
+            return gain / self.slope
+        rate = -math.log(self.decay) / self.window
+        # The window's slope is its middle's; the newest point is half a window further on.
+        reachable = self.slope * math.exp(-0.5 * rate * self.window) / rate
+        if gain >= reachable:
+            return None
+        return -math.log(1.0 - gain / reachable) / rate
+
+
+def measure_pace(efforts: Sequence[float], accuracies: Sequence[float], window_points: int) -> MeasuredPace | None:
+    """Measure the recent pace from the last two windows of ``window_points`` observations each.
+
+    Args:
+        efforts: Cumulative effort at each observation, increasing.
+        accuracies: Accuracy observed at each effort.
+        window_points: Observations per window (at least two).
+
+    Returns:
+        The pace, or ``None`` with fewer than two windows of points or when the latest window
+        shows no progress.
+    """
+    if window_points < 2 or len(efforts) < 2 * window_points or len(efforts) != len(accuracies):
+        return None
+    x, y = list(efforts[-window_points:]), list(accuracies[-window_points:])
+    px, py = list(efforts[-2 * window_points : -window_points]), list(accuracies[-2 * window_points : -window_points])
+    slope, before = theil_sen_slope(x, y), theil_sen_slope(px, py)
+    if slope is None or before is None or slope <= 0:
+        return None
+    decay = 1.0 if before <= slope else max(slope / before, 1e-6)
+    level = float(np.median([b - slope * a for a, b in zip(x, y, strict=True)])) + slope * x[-1]
+    return MeasuredPace(level=level, slope=slope, decay=decay, window=x[-1] - px[-1])

@@ -16,7 +16,13 @@ the fewest epochs, and the regulator spends more only when the round budget need
   misjudges the asymptote either way, and acting on it costs more than waiting);
 - it raises epochs by at most one per round (a noisy fit then corrects itself before it has
   spent much), and drops them at once;
-- it selects more clients only when even the most epochs fall short of the reference.
+- it selects more clients only when even the most epochs fall short of the reference and the
+  most epochs have already been tried for two rounds;
+- it checks the curve against the pace measured over the latest rounds
+  (:func:`hyperfl.learning_curve.measure_pace`): a power law is always decelerating, so on an
+  S-shaped rise it says the target is far or out of reach while the measurements climb steadily
+  towards it. When the measured pace reaches the target at the cheapest round within half the
+  rounds left, the regulator holds the cheapest round whatever the curve says.
 
 Pure: no I/O, no clock; the state serialises to a dict kept in the resource status.
 """
@@ -28,7 +34,7 @@ import statistics
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from hyperfl.learning_curve import MAX_PREDICTED_ROUNDS, MIN_POINTS, PowerLawCurve, fit_power_law
+from hyperfl.learning_curve import MAX_PREDICTED_ROUNDS, MIN_POINTS, PowerLawCurve, fit_power_law, measure_pace
 
 OBSERVATION_LIMIT = 500
 """Observations kept in the state (the fit needs the early rounds, so this is not a short window)."""
@@ -49,6 +55,10 @@ LEARNING_ROUNDS_MAX = 8
 """Most rounds spent learning the curve, whatever the budget."""
 EPOCH_STEP = 1
 """Most local epochs added from one round to the next."""
+PACE_SLACK = 0.5
+"""The measured pace is acted on when it reaches the target within this share of the rounds left."""
+MAX_EPOCHS_HELD = 2
+"""Rounds at the most epochs before the regulator selects more clients."""
 
 
 @dataclass(frozen=True)
@@ -198,6 +208,21 @@ class QualityRegulator:
         s = self.settings
         return min(max(MIN_POINTS, round(LEARNING_FRACTION * s.rounds_max)), LEARNING_ROUNDS_MAX)
 
+    def pace_points(self) -> int:
+        """Rounds per window of the measured pace (two windows are compared to see it slow down)."""
+        return max(MIN_POINTS, self.learning_rounds() // 2)
+
+    def _pace_rounds(self, efforts: list[float]) -> int | None:
+        """Rounds the measured recent pace needs to the target at the fewest epochs; ``None`` when out of reach."""
+        s = self.settings
+        pace = measure_pace(efforts, [o.accuracy for o in self.state.observations], self.pace_points())
+        if pace is None:
+            return None
+        effort = pace.effort_for_gain(s.target - pace.level)
+        if effort is None:
+            return None
+        return max(math.ceil(effort / s.epochs_min - 1e-6), 1)
+
     def _learning_clients(self) -> int:
         # A budget too short to learn the curve and then catch up has no slack to save on.
         s = self.settings
@@ -274,6 +299,12 @@ class QualityRegulator:
         else:
             rounds_more = max(math.ceil((effort_target - effort_now) / pace - 1e-6), 1)
             predicted = min(last_round + rounds_more, MAX_PREDICTED_ROUNDS)
+        # The measured pace is the second predictor; the more optimistic one is reported, and
+        # acted on while it leaves the budget ample slack to catch up if it proves wrong.
+        pace_rounds = self._pace_rounds(efforts)
+        if pace_rounds is not None and (predicted is None or last_round + pace_rounds < predicted):
+            predicted = last_round + pace_rounds
+        on_pace = pace_rounds is not None and pace_rounds <= PACE_SLACK * (horizon - last_round)
 
         if len(obs) < self.learning_rounds():
             # A curve through the first few points misjudges the asymptote (either way): report
@@ -294,10 +325,16 @@ class QualityRegulator:
         gain = curve.accuracy_at(effort_now + epochs) - accuracy_now
 
         clients = s.clients_min
-        if epochs_raw > s.epochs_max:
+        held = len(obs) >= MAX_EPOCHS_HELD and all(o.epochs >= s.epochs_max for o in obs[-MAX_EPOCHS_HELD:])
+        if on_pace and epochs_raw > s.epochs_min + 0.5:
+            # The curve says behind, the measurements say the cheapest round gets there in time.
+            epochs = s.epochs_min
+            gain = curve.accuracy_at(effort_now + epochs) - accuracy_now
+            reason = "on-pace"
+        elif epochs_raw > s.epochs_max:
             reason = "short"
             # More clients are the last resort: they cost as much as epochs and gain less.
-            clients = min(last.clients + 1, s.clients_max) if last.epochs >= s.epochs_max else last.clients
+            clients = min(last.clients + 1, s.clients_max) if held else last.clients
             clients = max(clients, s.clients_min)
         elif epochs_raw > s.epochs_min + 0.5:
             reason = "behind"

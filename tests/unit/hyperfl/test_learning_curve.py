@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from hyperfl.learning_curve import PowerLawCurve, fit_power_law, predict_rounds_to_target
+from hyperfl.learning_curve import PowerLawCurve, fit_power_law, measure_pace, predict_rounds_to_target
 
 TRUE = PowerLawCurve(a_inf=0.96, b=0.8, c=0.7)
 
@@ -75,3 +75,32 @@ def test_inverse_matches_forward_and_round_trips() -> None:
     assert TRUE.effort_for(0.97) is None
     assert PowerLawCurve.from_dict(TRUE.to_dict()) == TRUE
     assert math.isfinite(TRUE.accuracy_at(0.0))
+
+
+def test_measured_pace_extrapolates_a_steady_rise_linearly() -> None:
+    efforts = [float(x) for x in range(1, 9)]
+    accuracies = [0.1 + 0.05 * x for x in efforts]
+    accuracies[-2] += 0.2  # one outlying round does not move a robust slope
+    pace = measure_pace(efforts, accuracies, window_points=4)
+    assert pace is not None
+    assert (pace.slope, pace.decay, pace.level) == pytest.approx((0.05, 1.0, 0.5))
+    assert pace.effort_for_gain(0.3) == pytest.approx(6.0)
+
+
+def test_measured_pace_of_a_slowing_rise_stops_short_of_what_it_cannot_reach() -> None:
+    efforts = [float(x) for x in range(1, 13)]
+    accuracies = [0.9 - 0.8 * math.exp(-x / 4) for x in efforts]
+    pace = measure_pace(efforts, accuracies, window_points=4)
+    assert pace is not None
+    assert 0 < pace.decay < 1
+    gain_needed = 0.88 - accuracies[-1]
+    effort = pace.effort_for_gain(gain_needed)
+    assert effort is not None
+    true_effort = -4 * math.log((0.9 - 0.88) / 0.8) - efforts[-1]
+    assert effort == pytest.approx(true_effort, rel=0.25)
+    assert pace.effort_for_gain(0.95 - accuracies[-1]) is None
+
+
+def test_measured_pace_needs_two_windows_and_progress() -> None:
+    assert measure_pace([1.0, 2.0, 3.0], [0.1, 0.2, 0.3], window_points=2) is None
+    assert measure_pace([float(x) for x in range(1, 7)], [0.5, 0.5, 0.5, 0.6, 0.55, 0.5], window_points=3) is None

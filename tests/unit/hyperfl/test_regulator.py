@@ -118,6 +118,25 @@ def test_a_slow_start_does_not_buy_epochs_the_budget_does_not_need(seed: int) ->
     assert run.client_epochs <= 1.2 * 3 * 26
 
 
+class SlowerStartPlant:
+    """Too slow for the cheapest round alone: one epoch a round reaches 0.9 only after ~42 rounds."""
+
+    def accuracy_at(self, effort: float) -> float:
+        return 0.95 * effort**2 / (effort**2 + 10.0**2)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_slow_rise_is_caught_up_with_epochs_not_clients(seed: int) -> None:
+    settings = _settings(rounds_max=40)
+    run = _closed_loop(settings, plant=SlowerStartPlant(), noise=0.01, seed=seed)  # type: ignore[arg-type]
+    assert run.reached
+    # The power law calls this rise out of reach for many rounds; the measured pace does not,
+    # so the regulator adds a few epochs late instead of ramping to full effort.
+    assert all(p.clients == settings.clients_min for p in run.plans)
+    assert "on-pace" in {p.reason for p in run.plans}
+    assert run.client_epochs <= 1.15 * 3 * 42
+
+
 def test_a_generous_budget_keeps_the_fewest_epochs_and_drops_clients() -> None:
     run = _closed_loop(_settings(rounds_max=80), noise=0.003)
     assert run.reached
