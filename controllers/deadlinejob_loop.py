@@ -43,11 +43,10 @@ from controllers.kube import KubeApi, KubeError, core_path, group_path, patch_st
 from controllers.sparkpods import driver_pod_name, driver_service_name
 from controllers.stage_profiles import load_profile, profile_configmap_name, save_profile
 from dynaspark.api import DeadlineJob
-from dynaspark.law import DeadlineControlLaw, LawConfig, LawState
+from dynaspark.law import DeadlineControlLaw, LawState, law_config
 from dynaspark.loop import control_period
 from dynaspark.profile import ApplicationProfile
 from dynaspark.profiler import ProfileRecorder
-from dynaspark.regulator import RegulatorGains
 from dynaspark.spark_rest import SparkRestSensor
 from mlscale import API_GROUP_VERSION
 from mlscale.api import Condition, utcnow
@@ -64,25 +63,6 @@ def driver_ui_url(job_name: str, namespace: str) -> str:
     """Where the driver's REST API answers: ``MLSCALE_SPARK_UI_URL`` with ``{service}`` and ``{namespace}``."""
     template = os.environ.get("MLSCALE_SPARK_UI_URL") or DEFAULT_UI_URL
     return template.format(service=driver_service_name(job_name), namespace=namespace)
-
-
-def law_config(job: DeadlineJob, capacity_cores: float | None) -> LawConfig:
-    """The law's constants from the job's spec and the cores its executors' nodes can give."""
-    spec = job.spec
-    return LawConfig(
-        deadline_s=spec.deadline,
-        instances=spec.executors.instances,
-        gains=RegulatorGains(
-            gain=spec.control.gain,
-            integral_time_s=spec.control.integral_time_seconds,
-            cores_min=spec.executors.cores_min,
-            cores_max=spec.executors.cores_max,
-        ),
-        period_s=spec.control.period_seconds,
-        alpha=spec.control.alpha,
-        beta=spec.control.beta,
-        capacity_cores=capacity_cores,
-    )
 
 
 def validated(obj: dict[str, Any]) -> DeadlineJob | None:
@@ -371,4 +351,4 @@ def driver_exit(driver: dict[str, Any]) -> str:
     return f"pod phase Failed: {(driver.get('status') or {}).get('message', 'no message')}"
 
 
-__all__ = ["JobRun", "driver_ui_url", "law_config", "run_daemon"]
+__all__ = ["JobRun", "driver_ui_url", "run_daemon"]

@@ -19,13 +19,14 @@ from controllers.kube import (
     KubeError,
     NotFoundError,
     ResizeUnsupportedError,
+    container_cpu,
     core_path,
     list_pods_on_node,
     node_allocatable_cpu,
+    pod_cpu,
     resize_pod_cpu,
 )
 from controllers.sparkpods import EXECUTOR_CONTAINER, SPARK_EXEC_ID_LABEL, executor_labels
-from mlscale.units import QuantityError, parse_cpu
 
 log = logging.getLogger(__name__)
 
@@ -51,23 +52,6 @@ class ExecutorPod:
     container: str
     node: str | None
     cores: float | None
-
-
-def container_cpu(container: Mapping[str, Any]) -> float | None:
-    """A container's CPU request (its limit when it has no request), in cores."""
-    resources = container.get("resources") or {}
-    cpu = (resources.get("requests") or {}).get("cpu") or (resources.get("limits") or {}).get("cpu")
-    if cpu is None:
-        return None
-    try:
-        return parse_cpu(cpu)
-    except QuantityError:
-        return None
-
-
-def pod_cpu(pod: Mapping[str, Any]) -> float:
-    """CPU requested by all of a pod's containers, in cores."""
-    return sum(container_cpu(c) or 0.0 for c in (pod.get("spec") or {}).get("containers") or [])
 
 
 def executor_pod(pod: Mapping[str, Any]) -> ExecutorPod | None:

@@ -20,7 +20,7 @@ from typing import Any
 import aiohttp
 import kopf
 
-from mlscale.units import format_cpu, parse_cpu
+from mlscale.units import QuantityError, format_cpu, parse_cpu
 
 MANAGED_BY = {"app.kubernetes.io/managed-by": "mlscale"}
 MERGE = "application/merge-patch+json"
@@ -311,3 +311,20 @@ async def scoped_api(memo: kopf.Memo) -> AsyncIterator[KubeApi]:
         yield api
     finally:
         await api.close()
+
+
+def container_cpu(container: Mapping[str, Any]) -> float | None:
+    """A container's CPU request (its limit when it has no request), in cores."""
+    resources = container.get("resources") or {}
+    cpu = (resources.get("requests") or {}).get("cpu") or (resources.get("limits") or {}).get("cpu")
+    if cpu is None:
+        return None
+    try:
+        return parse_cpu(cpu)
+    except QuantityError:
+        return None
+
+
+def pod_cpu(pod: Mapping[str, Any]) -> float:
+    """CPU requested by all of a pod's containers, in cores."""
+    return sum(container_cpu(c) or 0.0 for c in (pod.get("spec") or {}).get("containers") or [])

@@ -22,10 +22,12 @@ from controllers.kube import (
     KubeError,
     NotFoundError,
     ResizeUnsupportedError,
+    container_cpu,
     core_path,
     group_path,
     list_pods_on_node,
     node_allocatable_cpu,
+    pod_cpu,
     resize_pod_cpu,
     scale_deployment,
 )
@@ -37,7 +39,6 @@ from controllers.servingpods import (
     model_server_selector,
 )
 from mlscale import API_GROUP_VERSION
-from mlscale.units import QuantityError, parse_cpu
 from roma.api import KIND, PLURAL
 
 log = logging.getLogger(__name__)
@@ -66,23 +67,6 @@ class ReplicaPod:
     node: str | None
     ip: str | None
     ready: bool
-
-
-def container_cpu(container: Mapping[str, Any]) -> float | None:
-    """A container's CPU request (its limit when it has no request), in cores."""
-    resources = container.get("resources") or {}
-    cpu = (resources.get("requests") or {}).get("cpu") or (resources.get("limits") or {}).get("cpu")
-    if cpu is None:
-        return None
-    try:
-        return parse_cpu(cpu)
-    except QuantityError:
-        return None
-
-
-def pod_cpu(pod: Mapping[str, Any]) -> float:
-    """CPU requested by all of a pod's containers, in cores."""
-    return sum(container_cpu(c) or 0.0 for c in (pod.get("spec") or {}).get("containers") or [])
 
 
 def is_live(pod: Mapping[str, Any]) -> bool:

@@ -15,6 +15,7 @@ from mlscale.api import (
     MemoryQuantity,
     Resource,
     StatusModel,
+    check_core_range,
 )
 
 KIND: Final = "DeadlineJob"
@@ -60,13 +61,7 @@ class Executors(ApiModel):
 
     @model_validator(mode="after")
     def _core_range(self) -> Executors:
-        if self.cores_min <= 0:
-            raise ValueError("coresMin must be above 0 (e.g. '100m')")
-        if self.cores_min > self.cores_max:
-            raise ValueError(
-                f"coresMin ({self.cores_min:g}) must not exceed coresMax ({self.cores_max:g}): "
-                "raise coresMax or lower coresMin"
-            )
+        check_core_range(self.cores_min, self.cores_max)
         return self
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from dynaspark.api import DeadlineJob
 from dynaspark.feasibility import completion_at_cores_from_profile, completion_at_cores_from_rate
 from dynaspark.law_state import Decision, LawState
 from dynaspark.observation import ProgressObservation, StageObservation
@@ -327,3 +328,22 @@ class DeadlineControlLaw:
 
 
 __all__ = ["DeadlineControlLaw", "Decision", "LawConfig", "LawState"]
+
+
+def law_config(job: DeadlineJob, capacity_cores: float | None) -> LawConfig:
+    """The law's constants from a DeadlineJob's spec and the cores its executors' node(s) can give."""
+    spec = job.spec
+    return LawConfig(
+        deadline_s=spec.deadline,
+        instances=spec.executors.instances,
+        gains=RegulatorGains(
+            gain=spec.control.gain,
+            integral_time_s=spec.control.integral_time_seconds,
+            cores_min=spec.executors.cores_min,
+            cores_max=spec.executors.cores_max,
+        ),
+        period_s=spec.control.period_seconds,
+        alpha=spec.control.alpha,
+        beta=spec.control.beta,
+        capacity_cores=capacity_cores,
+    )

@@ -23,13 +23,12 @@ from typing import Any, Literal
 
 from dynaspark.api import DeadlineJob
 from dynaspark.cgroup_actuator import CgroupCoresActuator
-from dynaspark.law import DeadlineControlLaw, Decision, LawConfig
+from dynaspark.law import DeadlineControlLaw, Decision, law_config
 from dynaspark.loop import ControlSample, run_control_loop
 from dynaspark.ports import CoresActuator
 from dynaspark.profile import ApplicationProfile
 from dynaspark.profile_cache import load_cached_profile
 from dynaspark.profiler import ProfileRecorder
-from dynaspark.regulator import RegulatorGains
 from dynaspark.spark_rest import SparkRestSensor
 from dynaspark.standalone import SparkStandalone, free_port
 from dynaspark.submit import submit_command, submit_conf, task_slots
@@ -124,25 +123,6 @@ class FixedCoresActuator:
     def apply(self, cores: Mapping[str, float]) -> Mapping[str, float]:
         """Apply the fixed cores to every executor in ``cores``."""
         return self.inner.apply({e: self.cores for e in cores})
-
-
-def law_config(job: DeadlineJob, capacity_cores: float | None) -> LawConfig:
-    """The law's constants from the job's spec."""
-    spec = job.spec
-    return LawConfig(
-        deadline_s=spec.deadline,
-        instances=spec.executors.instances,
-        gains=RegulatorGains(
-            gain=spec.control.gain,
-            integral_time_s=spec.control.integral_time_seconds,
-            cores_min=spec.executors.cores_min,
-            cores_max=spec.executors.cores_max,
-        ),
-        period_s=spec.control.period_seconds,
-        alpha=spec.control.alpha,
-        beta=spec.control.beta,
-        capacity_cores=capacity_cores,
-    )
 
 
 def core_seconds_of(samples: list[ControlSample], end_s: float) -> float:

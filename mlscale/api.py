@@ -149,6 +149,20 @@ class Condition(StatusModel):
     """The ``metadata.generation`` this condition was set for."""
 
 
+def check_core_range(cores_min: float, cores_max: float) -> None:
+    """Refuse a CPU range a regulator cannot work in, naming both fields and the fix.
+
+    Raises:
+        ValueError: when ``coresMin`` is not above 0 or exceeds ``coresMax``.
+    """
+    if cores_min <= 0:
+        raise ValueError("coresMin must be above 0 (e.g. '100m')")
+    if cores_min > cores_max:
+        raise ValueError(
+            f"coresMin ({cores_min:g}) must not exceed coresMax ({cores_max:g}): raise coresMax or lower coresMin"
+        )
+
+
 def utcnow() -> dt.datetime:
     """The current time in UTC, whole seconds (what Kubernetes timestamps carry)."""
     return dt.datetime.now(dt.UTC).replace(microsecond=0)

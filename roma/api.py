@@ -7,7 +7,7 @@ from typing import Any, Final, Literal
 
 from pydantic import Field, model_validator
 
-from mlscale.api import ApiModel, Condition, CpuQuantity, MemoryQuantity, Resource, StatusModel
+from mlscale.api import ApiModel, Condition, CpuQuantity, MemoryQuantity, Resource, StatusModel, check_core_range
 
 KIND: Final = "InferenceService"
 PLURAL = "inferenceservices"
@@ -67,13 +67,7 @@ class CpuRange(ApiModel):
 
     @model_validator(mode="after")
     def _range(self) -> CpuRange:
-        if self.cores_min <= 0:
-            raise ValueError("coresMin must be above 0 (e.g. '100m')")
-        if self.cores_min > self.cores_max:
-            raise ValueError(
-                f"coresMin ({self.cores_min:g}) must not exceed coresMax ({self.cores_max:g}): "
-                "raise coresMax or lower coresMin"
-            )
+        check_core_range(self.cores_min, self.cores_max)
         return self
 
 
