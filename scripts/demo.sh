@@ -19,7 +19,7 @@ for example in "${DEMOS[@]}"; do
   name=$(basename "$example" .yaml)
   echo
   echo "== $example: what it asks for"
-  "$MLSCALE" explain "$example" | head -n 12
+  "$MLSCALE" explain "$example"
   echo "== mlscale run $example --report reports/$name"
   if "$MLSCALE" run "$example" --report "reports/$name"; then
     echo "== $name: promise kept; report in reports/$name/report.json and report.png"
