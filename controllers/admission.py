@@ -7,6 +7,7 @@ Warning Event, and is not acted on. A valid one gets ``Accepted=True``, ``phase:
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
@@ -16,17 +17,18 @@ from pydantic import BaseModel, ValidationError
 from controllers.kube import KubeError, group_path, scoped_api
 from controllers.metrics import StatusStore
 from mlscale import API_GROUP_VERSION
-from mlscale.api import Condition, find_condition, format_validation_error, set_condition, utcnow
+from mlscale.api import (
+    SUBMITTED,
+    Condition,
+    ConditionStatus,
+    conditions_of,
+    dump_conditions,
+    find_condition,
+    format_validation_error,
+    set_condition,
+    utcnow,
+)
 from mlscale.kinds import KindInfo
-
-
-def _conditions(status: dict[str, Any]) -> list[Condition]:
-    return [Condition.model_validate(c) for c in status.get("conditions") or []]
-
-
-def dump_conditions(conditions: list[Condition]) -> list[dict[str, Any]]:
-    """Conditions as the API stores them (camelCase, RFC 3339 times, no nulls)."""
-    return [c.model_dump(mode="json", by_alias=True, exclude_none=True) for c in conditions]
 
 
 def admit(
@@ -60,7 +62,7 @@ def admit(
     }
     generation = metadata.get("generation")
     status = dict(status if status is not None else body.get("status") or {})
-    conditions = _conditions(status)
+    conditions = conditions_of(status)
     previous = find_condition(conditions, "Accepted")
     now = utcnow()
     try:
@@ -116,6 +118,33 @@ async def current_status(info: KindInfo, body: kopf.Body, memo: kopf.Memo) -> di
     return dict((current if current is not None else body).get("status") or {})
 
 
+def set_submitted(
+    body: kopf.Body,
+    patch: kopf.Patch,
+    conditions: list[Condition],
+    *,
+    submitted: bool,
+    reason: str,
+    message: str,
+    generation: int | None,
+    now: dt.datetime,
+) -> list[Condition]:
+    """Record whether the resource's children were created (``Submitted``), with an Event on each change.
+
+    A refusal (e.g. ``ImageMissing``) posts a Warning Event once per reason; a submission posts a
+    Normal Event when the condition turns True.
+    """
+    previous = find_condition(conditions, SUBMITTED)
+    status: ConditionStatus = "True" if submitted else "False"
+    conditions = set_condition(conditions, SUBMITTED, status, reason, message, now=now, observed_generation=generation)
+    patch.status["conditions"] = dump_conditions(conditions)
+    if not submitted and (previous is None or previous.reason != reason):
+        kopf.warn(body, reason=reason, message=message)
+    if submitted and (previous is None or previous.status != "True"):
+        kopf.info(body, reason=SUBMITTED, message=message)
+    return conditions
+
+
 def forget(info: KindInfo, body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger) -> None:
     """Drop a deleted resource from the metrics and log its removal."""
     store: StatusStore | None = memo.get("status_store")
@@ -128,7 +157,7 @@ def forget(info: KindInfo, body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger
 def is_accepted(body: kopf.Body) -> bool:
     """Whether the resource's current generation was accepted."""
     status = dict(body.get("status") or {})
-    condition = find_condition(_conditions(status), "Accepted")
+    condition = find_condition(conditions_of(status), "Accepted")
     return condition is not None and condition.status == "True"
 
 

@@ -27,7 +27,7 @@ import kopf
 from pydantic import ValidationError
 
 from controllers.daemons import sleep_unless_stopped
-from controllers.deadlinejob_service import INFO, TERMINAL_PHASES, conditions_of
+from controllers.deadlinejob_service import INFO, TERMINAL_PHASES
 from controllers.deadlinejob_status import (
     PROFILE_MISSING,
     RESIZE_UNSUPPORTED,
@@ -49,7 +49,7 @@ from dynaspark.profile import ApplicationProfile
 from dynaspark.profiler import ProfileRecorder
 from dynaspark.spark_rest import SparkRestSensor
 from mlscale import API_GROUP_VERSION
-from mlscale.api import Condition, utcnow
+from mlscale.api import Condition, conditions_of, utcnow
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from typing import Any, cast
+from typing import cast
 
 import kopf
 
@@ -32,7 +32,7 @@ from controllers.sparkpods import (
 )
 from controllers.stage_profiles import profile_configmap_name
 from dynaspark.api import DeadlineJob
-from mlscale.api import Condition, find_condition, set_condition, utcnow
+from mlscale.api import conditions_of, rfc3339, utcnow
 from mlscale.kinds import KINDS
 
 log = logging.getLogger(__name__)
@@ -40,17 +40,6 @@ log = logging.getLogger(__name__)
 INFO = KINDS["DeadlineJob"]
 TERMINAL_PHASES = frozenset({"Succeeded", "DeadlineMissed", "Failed"})
 RBAC = "rbac.authorization.k8s.io/v1"
-SUBMITTED = "Submitted"
-
-
-def conditions_of(status: dict[str, Any]) -> list[Condition]:
-    """The conditions of a status as models."""
-    return [Condition.model_validate(c) for c in status.get("conditions") or []]
-
-
-def rfc3339(moment: dt.datetime) -> str:
-    """A time as Kubernetes writes it (UTC, whole seconds, ``Z``)."""
-    return moment.astimezone(dt.UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 async def reconcile(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, logger: kopf.Logger) -> None:
@@ -68,20 +57,23 @@ async def reconcile(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, logger:
         return
     job = cast(DeadlineJob, model)
     generation = body.metadata.get("generation")
-    conditions = conditions_of({"conditions": patch.status.get("conditions")})
-    previous = find_condition(conditions, SUBMITTED)
+    conditions = conditions_of(patch.status)
     now = utcnow()
     if not job.spec.application.image:
         message = (
             "spec.application.image is required in a cluster: name the image with Spark and the "
             "application, e.g. 'registry.example/pagerank:1.0'"
         )
-        conditions = set_condition(
-            conditions, SUBMITTED, "False", "ImageMissing", message, now=now, observed_generation=generation
+        admission.set_submitted(
+            body,
+            patch,
+            conditions,
+            submitted=False,
+            reason="ImageMissing",
+            message=message,
+            generation=generation,
+            now=now,
         )
-        patch.status["conditions"] = admission.dump_conditions(conditions)
-        if previous is None or previous.reason != "ImageMissing":
-            kopf.warn(body, reason="ImageMissing", message=message)
         log.warning("not submitting %s/%s: %s", body.metadata.namespace, body.metadata.name, message)
         return
     if status.get("startTime"):
@@ -94,15 +86,20 @@ async def reconcile(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, logger:
         f"driver pod {driver_pod_name(name)}, Service {name}-driver and executor template "
         f"{template_configmap_name(name)} created"
     )
-    conditions = set_condition(
-        conditions, SUBMITTED, "True", "ChildrenCreated", message, now=now, observed_generation=generation
+    admission.set_submitted(
+        body,
+        patch,
+        conditions,
+        submitted=True,
+        reason="ChildrenCreated",
+        message=message,
+        generation=generation,
+        now=now,
     )
-    patch.status["conditions"] = admission.dump_conditions(conditions)
     patch.status["startTime"] = rfc3339(now)
     patch.status["deadlineTime"] = rfc3339(now + dt.timedelta(seconds=job.spec.deadline))
     patch.status["driverPod"] = driver_pod_name(name)
     patch.status["profile"] = profile_configmap_name(job)
-    kopf.info(body, reason="Submitted", message=message)
     log.info("submitted %s/%s: %s", body.metadata.namespace, name, message)
 
 

@@ -12,10 +12,9 @@ from typing import Any
 
 import kopf
 
-from controllers.deadlinejob_service import rfc3339
 from dynaspark.law_state import Decision
 from dynaspark.observation import ProgressObservation
-from mlscale.api import Condition, ConditionStatus, find_condition, set_condition
+from mlscale.api import Condition, ConditionStatus, find_condition, rfc3339, set_condition
 
 DEADLINE_AT_RISK = "DeadlineAtRisk"
 CONTENDED = "Contended"

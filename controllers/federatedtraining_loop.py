@@ -30,22 +30,20 @@ from controllers.daemons import sleep_unless_stopped
 from controllers.federatedtraining_service import (
     INFO,
     create_children,
-    owner_document,
     stop_clients,
 )
 from controllers.federatedtraining_status import (
-    SUBMITTED,
     TERMINAL_PHASES,
     StatusStep,
     ended,
     follow,
 )
 from controllers.flpods import coordinator_pod_name, coordinator_service_name, training_labels
-from controllers.kube import KubeApi, KubeError, core_path, group_path, patch_status, scoped_api
+from controllers.kube import KubeApi, KubeError, core_path, group_path, owner_document, patch_status, scoped_api
 from hyperfl.api import FederatedTraining, FederatedTrainingStatus
 from hyperfl.coordinator_status import STATUS_PATH, parse_status_document
 from mlscale import API_GROUP_VERSION
-from mlscale.api import find_condition, utcnow
+from mlscale.api import SUBMITTED, find_condition, utcnow
 
 DEFAULT_COORDINATOR_URL = "http://{service}.{namespace}.svc:8000"
 DEFAULT_POLL_S = 5.0

@@ -17,7 +17,7 @@ from typing import Any, cast
 import kopf
 
 from controllers import admission
-from controllers.federatedtraining_status import SUBMITTED, TERMINAL_PHASES, dump_conditions
+from controllers.federatedtraining_status import TERMINAL_PHASES
 from controllers.flpods import (
     CLIENT,
     children,
@@ -27,17 +27,12 @@ from controllers.flpods import (
     coordinator_service_name,
     training_labels,
 )
-from controllers.kube import KubeApi, adopt, core_path, delete_labelled, scoped_api
+from controllers.kube import KubeApi, adopt, core_path, delete_labelled, owner_document, scoped_api
 from hyperfl.api import FederatedTraining
-from mlscale.api import Condition, find_condition, set_condition, utcnow
+from mlscale.api import SUBMITTED, conditions_of, find_condition, utcnow
 from mlscale.kinds import KINDS
 
 INFO = KINDS["FederatedTraining"]
-
-
-def owner_document(body: Mapping[str, Any]) -> dict[str, Any]:
-    """The parts of the resource its children's ownerReferences need."""
-    return {"apiVersion": body.get("apiVersion"), "kind": body.get("kind"), "metadata": dict(body["metadata"])}
 
 
 async def reconcile(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, logger: kopf.Logger) -> None:
@@ -55,7 +50,7 @@ async def reconcile(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, logger:
         return
     job = cast(FederatedTraining, model)
     generation = body.metadata.get("generation")
-    conditions = [Condition.model_validate(c) for c in patch.status.get("conditions") or []]
+    conditions = conditions_of(patch.status)
     previous = find_condition(conditions, SUBMITTED)
     now = utcnow()
     if not job.spec.image:
@@ -63,12 +58,16 @@ async def reconcile(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, logger:
             "spec.image is required in a cluster: name an image with TensorFlow Federated and the "
             "model builder's module, e.g. 'registry.example/mlscale-hyperfl:0.1'"
         )
-        conditions = set_condition(
-            conditions, SUBMITTED, "False", "ImageMissing", message, now=now, observed_generation=generation
+        admission.set_submitted(
+            body,
+            patch,
+            conditions,
+            submitted=False,
+            reason="ImageMissing",
+            message=message,
+            generation=generation,
+            now=now,
         )
-        patch.status["conditions"] = dump_conditions(conditions)
-        if previous is None or previous.reason != "ImageMissing":
-            kopf.warn(body, reason="ImageMissing", message=message)
         logger.warning("not starting %s: %s", body.metadata.name, message)
         return
     if previous is not None and previous.status == "True":
@@ -81,11 +80,16 @@ async def reconcile(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, logger:
         f"coordinator pod {coordinator_pod_name(name)}, {job.spec.data.clients} client pods, Services "
         f"{clients_service_name(name)} and {coordinator_service_name(name)} created"
     )
-    conditions = set_condition(
-        conditions, SUBMITTED, "True", "ChildrenCreated", message, now=now, observed_generation=generation
+    admission.set_submitted(
+        body,
+        patch,
+        conditions,
+        submitted=True,
+        reason="ChildrenCreated",
+        message=message,
+        generation=generation,
+        now=now,
     )
-    patch.status["conditions"] = dump_conditions(conditions)
-    kopf.info(body, reason=SUBMITTED, message=message)
     logger.info("started %s: %s", name, message)
 
 

@@ -17,10 +17,9 @@ from typing import Any
 from controllers.flpods import checkpoint_reference
 from hyperfl.api import HISTORY_LIMIT, FederatedTraining, FederatedTrainingStatus
 from hyperfl.stopping import decide_stop
-from mlscale.api import Condition, find_condition, set_condition
+from mlscale.api import SUBMITTED, Condition, dump_conditions, find_condition, rfc3339, set_condition
 
 TERMINAL_PHASES = frozenset({"TargetReached", "BudgetExhausted", "Failed"})
-SUBMITTED = "Submitted"
 TARGET_AT_RISK = "TargetAtRisk"
 
 
@@ -54,16 +53,6 @@ class StatusStep:
     phase: str = "Pending"
     change: PhaseChange | None = None
     new_rounds: int = 0
-
-
-def dump_conditions(conditions: list[Condition]) -> list[dict[str, Any]]:
-    """Conditions as the API stores them."""
-    return [c.model_dump(mode="json", by_alias=True, exclude_none=True) for c in conditions]
-
-
-def rfc3339(moment: dt.datetime) -> str:
-    """A time as Kubernetes writes it (UTC, whole seconds, ``Z``)."""
-    return moment.astimezone(dt.UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def run_start(current: FederatedTrainingStatus) -> dt.datetime | None:

@@ -30,21 +30,18 @@ import kopf
 from pydantic import ValidationError
 
 from controllers.daemons import sleep_unless_stopped
-from controllers.inferenceservice_service import INFO, apply_children, owner_document
+from controllers.inferenceservice_service import INFO, apply_children
 from controllers.inferenceservice_status import (
     CONTENDED,
     RESIZE_UNSUPPORTED,
-    SUBMITTED,
     PeriodFigures,
-    dump_conditions,
     measured_fields,
     parse_time,
     resume_law,
-    rfc3339,
     scale_message,
     slo_condition,
 )
-from controllers.kube import KubeApi, KubeError, group_path, patch_status, scoped_api
+from controllers.kube import KubeApi, KubeError, group_path, owner_document, patch_status, scoped_api
 from controllers.replica_pods import (
     PodReplicaActuator,
     neighbour_requests,
@@ -55,7 +52,16 @@ from controllers.replica_pods import (
 from controllers.router_client import READ_TIMEOUT_S, RouterClient, RouterUnavailableError, router_url
 from controllers.servingpods import cpu_deployment_name
 from mlscale import API_GROUP_VERSION
-from mlscale.api import Condition, find_condition, set_condition, utcnow
+from mlscale.api import (
+    SUBMITTED,
+    Condition,
+    conditions_of,
+    dump_conditions,
+    find_condition,
+    rfc3339,
+    set_condition,
+    utcnow,
+)
 from roma.api import InferenceService
 from roma.law import ServiceAllocationLaw
 from roma.loop import control_period
@@ -130,7 +136,7 @@ class ServiceRun:
         """One period; returns the time until the next one."""
         svc = validated(obj)
         status = dict(obj.get("status") or {})
-        conditions = [Condition.model_validate(c) for c in status.get("conditions") or []]
+        conditions = conditions_of(status)
         if svc is None or not _is_true(conditions, "Accepted") or not _is_true(conditions, SUBMITTED):
             return IDLE_PERIOD_S  # refused, or not started yet: admission and the create handler say why
         spec = svc.spec

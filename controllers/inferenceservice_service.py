@@ -20,13 +20,13 @@ from typing import Any, cast
 import kopf
 
 from controllers import admission
-from controllers.inferenceservice_status import SUBMITTED, dump_conditions
 from controllers.kube import (
     KubeApi,
     adopt,
     core_path,
     delete_labelled,
     group_path,
+    owner_document,
     scoped_api,
 )
 from controllers.servingpods import (
@@ -36,7 +36,7 @@ from controllers.servingpods import (
     router_service_name,
     service_labels,
 )
-from mlscale.api import Condition, find_condition, set_condition, utcnow
+from mlscale.api import conditions_of, utcnow
 from mlscale.kinds import KINDS
 from roma.api import InferenceService
 
@@ -45,11 +45,6 @@ IMAGE_MISSING = (
     "spec.image is required in a cluster: name an image with the roma engine (TensorFlow) and the "
     "model builder's module, e.g. 'registry.example/mlscale-roma:0.1'"
 )
-
-
-def owner_document(body: Mapping[str, Any]) -> dict[str, Any]:
-    """The parts of the resource its children's ownerReferences need."""
-    return {"apiVersion": body.get("apiVersion"), "kind": body.get("kind"), "metadata": dict(body["metadata"])}
 
 
 def collection_path(group_version: str, plural: str, namespace: str, name: str | None = None) -> str:
@@ -74,16 +69,19 @@ async def reconcile(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, logger:
         return
     svc = cast(InferenceService, model)
     generation = body.metadata.get("generation")
-    conditions = [Condition.model_validate(c) for c in patch.status.get("conditions") or []]
-    previous = find_condition(conditions, SUBMITTED)
+    conditions = conditions_of(patch.status)
     now = utcnow()
     if not svc.spec.image:
-        conditions = set_condition(
-            conditions, SUBMITTED, "False", "ImageMissing", IMAGE_MISSING, now=now, observed_generation=generation
+        admission.set_submitted(
+            body,
+            patch,
+            conditions,
+            submitted=False,
+            reason="ImageMissing",
+            message=IMAGE_MISSING,
+            generation=generation,
+            now=now,
         )
-        patch.status["conditions"] = dump_conditions(conditions)
-        if previous is None or previous.reason != "ImageMissing":
-            kopf.warn(body, reason="ImageMissing", message=IMAGE_MISSING)
         logger.warning("not serving %s: %s", body.metadata.name, IMAGE_MISSING)
         return
     namespace = str(body.metadata.namespace)
@@ -95,12 +93,16 @@ async def reconcile(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, logger:
         f"Deployment {cpu_deployment_name(name)} ({svc.spec.replicas.min} CPU replicas){gpu}, "
         f"the router behind Service {router_service_name(name)} created"
     )
-    conditions = set_condition(
-        conditions, SUBMITTED, "True", "ChildrenCreated", message, now=now, observed_generation=generation
+    admission.set_submitted(
+        body,
+        patch,
+        conditions,
+        submitted=True,
+        reason="ChildrenCreated",
+        message=message,
+        generation=generation,
+        now=now,
     )
-    patch.status["conditions"] = dump_conditions(conditions)
-    if previous is None or previous.status != "True":
-        kopf.info(body, reason=SUBMITTED, message=message)
     logger.info("serving %s: %s (created now: %s)", name, message, ", ".join(made) or "none")
 
 

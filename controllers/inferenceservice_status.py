@@ -21,7 +21,6 @@ from roma.ports import LatencyObservation
 from roma.regulator import CpuLawGains
 from roma.scaling import ScalingPolicy
 
-SUBMITTED = "Submitted"
 SLO_MET = "SloMet"
 CONTENDED = "Contended"
 RESIZE_UNSUPPORTED = "ResizeUnsupported"
@@ -170,16 +169,6 @@ def scale_message(svc: InferenceService, before: int, after: int, latency_s: flo
         f"CPU replicas {before} -> {after}: every replica needed little of its coresMax for "
         f"{spec.control.scale_down_window_seconds:g} s ({latency})"
     )
-
-
-def dump_conditions(conditions: list[Condition]) -> list[dict[str, Any]]:
-    """Conditions as the API stores them."""
-    return [c.model_dump(mode="json", by_alias=True, exclude_none=True) for c in conditions]
-
-
-def rfc3339(moment: dt.datetime) -> str:
-    """A time as Kubernetes writes it (UTC, whole seconds, ``Z``)."""
-    return moment.astimezone(dt.UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def parse_time(text: str) -> dt.datetime:

@@ -199,6 +199,11 @@ def owner_reference(owner: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def owner_document(body: Mapping[str, Any]) -> dict[str, Any]:
+    """The parts of a resource its children's ownerReferences need (from a kopf body or a fetched object)."""
+    return {"apiVersion": body.get("apiVersion"), "kind": body.get("kind"), "metadata": dict(body["metadata"])}
+
+
 def child_labels(kind: str, name: str, component: str) -> dict[str, str]:
     """Labels every child of a resource carries."""
     return {

@@ -9,6 +9,7 @@ a plain number (seconds, cores, bytes) and whose schema is Kubernetes' int-or-st
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import (
@@ -131,6 +132,9 @@ class ObjectMeta(BaseModel):
 
 ConditionStatus = Literal["True", "False", "Unknown"]
 
+SUBMITTED = "Submitted"
+"""Condition type: the resource's children (pods, Services, Deployments) were created in the cluster."""
+
 
 class Condition(StatusModel):
     """One observation of the resource's state, as Kubernetes conventions define it."""
@@ -166,6 +170,21 @@ def check_core_range(cores_min: float, cores_max: float) -> None:
 def utcnow() -> dt.datetime:
     """The current time in UTC, whole seconds (what Kubernetes timestamps carry)."""
     return dt.datetime.now(dt.UTC).replace(microsecond=0)
+
+
+def rfc3339(moment: dt.datetime) -> str:
+    """A time as Kubernetes writes it (UTC, whole seconds, ``Z``)."""
+    return moment.astimezone(dt.UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def conditions_of(status: Mapping[str, Any]) -> list[Condition]:
+    """The conditions of a stored status, as models."""
+    return [Condition.model_validate(c) for c in status.get("conditions") or []]
+
+
+def dump_conditions(conditions: list[Condition]) -> list[dict[str, Any]]:
+    """Conditions as the API stores them (camelCase, RFC 3339 times, no nulls)."""
+    return [c.model_dump(mode="json", by_alias=True, exclude_none=True) for c in conditions]
 
 
 def set_condition(
