@@ -6,7 +6,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from roma.regulator import CpuLawGains, ReplicaCpuRegulator
+from roma.demand import DemandEstimator
+from roma.regulator import CpuLawGains, ReplicaCpuRegulator, ceil_step
 from roma.scaling import ReplicaScaler, ScalingPolicy, redistribute_cores
 
 
@@ -41,6 +42,7 @@ class ServiceAllocationLaw:
         cores_max: Per-replica upper bound.
         scaler: Replica-count decisions and their state.
         regulators: One CPU regulator per replica (state).
+        demand: The CPU cost per request and the floor it puts under the allocation (state).
     """
 
     slo_s: float
@@ -48,6 +50,7 @@ class ServiceAllocationLaw:
     cores_max: float
     scaler: ReplicaScaler
     regulators: list[ReplicaCpuRegulator] = field(default_factory=list)
+    demand: DemandEstimator = field(default_factory=DemandEstimator)
 
     @classmethod
     def start(
@@ -60,13 +63,14 @@ class ServiceAllocationLaw:
         replicas_max: int,
         gains: CpuLawGains | None = None,
         policy: ScalingPolicy | None = None,
+        target_utilisation: float = 0.7,
     ) -> ServiceAllocationLaw:
         """A law with ``replicas_min`` replicas, each starting at ``cores_max``."""
         # The start counts as a step: no scaling on the cold-start latencies of the first
         # periods (model warm-up, first connections).
         scaler = ReplicaScaler(replicas_min, replicas_max, policy or ScalingPolicy(), last_step_s=0.0)
         regs = [ReplicaCpuRegulator.start(slo_s, cores_min, cores_max, gains=gains) for _ in range(replicas_min)]
-        return cls(slo_s, cores_min, cores_max, scaler, regs)
+        return cls(slo_s, cores_min, cores_max, scaler, regs, DemandEstimator(target_utilisation))
 
     @property
     def allocation(self) -> Allocation:
@@ -78,6 +82,9 @@ class ServiceAllocationLaw:
         now_s: float,
         service_rt_s: float | None,
         replica_rt_s: Sequence[float | None] | None = None,
+        *,
+        rps: float | None = None,
+        used_cores: Sequence[float] | None = None,
     ) -> Allocation:
         """One control period.
 
@@ -86,19 +93,40 @@ class ServiceAllocationLaw:
             service_rt_s: Latency at the SLO percentile over all the service's requests.
             replica_rt_s: The same per replica, in replica order; a replica without a
                 figure (or when omitted) uses the service figure.
+            rps: Offered requests per second over the last window (feeds the demand floor).
+            used_cores: CPU each replica used over the last period (cores), in replica
+                order; without it (or after a replica count change) nothing is learned.
 
         Returns:
             The allocation to apply.
         """
+        if rps is not None and used_cores is not None and len(used_cores) == len(self.regulators):
+            self.demand.observe(sum(used_cores), sum(r.cores for r in self.regulators), rps)
         per = list(replica_rt_s or [])
         for i, reg in enumerate(self.regulators):
             rt = per[i] if i < len(per) and per[i] is not None else service_rt_s
             reg.update(rt)
+        self._apply_demand_floor(rps)
         cores = [r.cores for r in self.regulators]
         target = self.scaler.decide(now_s, cores, self.cores_max, service_rt_s, self.slo_s)
+        need = None if rps is None else self.demand.cores_for(rps)
+        if need is not None and target <= len(cores) and need > len(cores) * self.cores_max + 1e-9:
+            # The offered rate needs more than every replica at its maximum: add one now
+            # rather than after the latency has shown it.
+            target = self.scaler.force_up(now_s, len(cores))
         if target != len(cores):
             self.resize(target)
         return self.allocation
+
+    def _apply_demand_floor(self, rps: float | None) -> None:
+        """Raise every replica to its share of the cores the offered rate needs."""
+        need = None if rps is None or not self.regulators else self.demand.cores_for(rps)
+        if need is None:
+            return
+        share = min(self.cores_max, ceil_step(need / len(self.regulators)))
+        for reg in self.regulators:
+            if reg.cores < share - 1e-9:
+                reg.reset_to(share)
 
     def resize(self, replicas: int) -> None:
         """Change the replica count, spreading cores as :func:`redistribute_cores` says."""
@@ -124,6 +152,7 @@ class ServiceAllocationLaw:
             "cores_max": self.cores_max,
             "scaler": self.scaler.to_dict(),
             "regulators": [r.to_dict() for r in self.regulators],
+            "demand": self.demand.to_dict(),
         }
 
     @classmethod
@@ -135,4 +164,5 @@ class ServiceAllocationLaw:
             cores_max=float(data["cores_max"]),
             scaler=ReplicaScaler.from_dict(data["scaler"]),
             regulators=[ReplicaCpuRegulator.from_dict(r) for r in data["regulators"]],
+            demand=DemandEstimator.from_dict(data["demand"]) if "demand" in data else DemandEstimator(),
         )

@@ -50,9 +50,11 @@ class MlscalePolicy:
     name: str = "mlscale"
 
     def decide(self, obs: LatencyObservation, utilisation: Sequence[float]) -> Allocation:
-        """Step the law with the service and per-replica percentiles."""
+        """Step the law with the service and per-replica percentiles, the rate and the CPU used."""
         per = list(obs.replica_latency_s.values()) if obs.replica_latency_s else None
-        return self.law.step(obs.t_s, obs.effective_latency_s(), per)
+        cores = self.law.allocation.cores
+        used = [u * c for u, c in zip(utilisation, cores, strict=True)] if len(utilisation) == len(cores) else None
+        return self.law.step(obs.t_s, obs.effective_latency_s(), per, rps=obs.requests_per_second, used_cores=used)
 
 
 @dataclass

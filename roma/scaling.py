@@ -103,6 +103,16 @@ class ReplicaScaler:
             self.low_since_s = None
         return target
 
+    def force_up(self, now_s: float, replicas: int) -> int:
+        """Add a replica because the demand says so (bounded by ``replicas_max``); returns the count."""
+        if replicas >= self.replicas_max:
+            return replicas
+        self.was_all_max = False
+        self.last_step_s = now_s
+        self.hot_periods = 0
+        self.low_since_s = None
+        return replicas + 1
+
     def to_dict(self) -> dict[str, Any]:
         """Plain-data state (for the resource status)."""
         data = asdict(self)
