@@ -43,6 +43,7 @@ from controllers.inferenceservice_status import (
 )
 from controllers.kube import KubeApi, KubeError, group_path, owner_document, patch_status, scoped_api
 from controllers.replica_pods import (
+    CpuMeter,
     PodReplicaActuator,
     neighbour_requests,
     node_share,
@@ -131,6 +132,8 @@ class ServiceRun:
         self.generation: int | None = None
         """The spec generation the law was configured from."""
         self.period_s = IDLE_PERIOD_S
+        self.cpu_meter = CpuMeter()
+        """The replicas' CPU counters read in earlier periods."""
 
     async def period(self, obj: dict[str, Any]) -> float:
         """One period; returns the time until the next one."""
@@ -166,6 +169,8 @@ class ServiceRun:
             ((deployment or {}).get("spec") or {}).get("replicas"),
             pods,
             resize=not _is_true(conditions, RESIZE_UNSUPPORTED),
+            http=self.http,
+            meter=self.cpu_meter,
         )
         before = self.law.allocation.replicas
         outcome = await control_period(

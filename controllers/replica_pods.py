@@ -4,6 +4,8 @@
 replica count is the CPU Deployment's ``spec.replicas`` (set through ``/scale``), each replica's
 cores are its pod's CPU, changed in place (``pods/{name}/resize``). A cluster that refuses
 in-place resize leaves every pod at the cores it started with; the count still follows the law.
+The CPU each replica used (its server's ``process_cpu_seconds_total``, read from the pod's
+``/metrics``) gives the law the cost of a request, from which it sizes the next period's load.
 
 :func:`node_share` gives the contention arbiter its view: the cores the nodes of the service's
 replicas can give to InferenceService replicas, and what the replicas of the other
@@ -13,9 +15,13 @@ InferenceServices on those nodes hold now.
 from __future__ import annotations
 
 import logging
+import os
+import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
+
+import aiohttp
 
 from controllers.kube import (
     KubeApi,
@@ -46,6 +52,10 @@ log = logging.getLogger(__name__)
 COMPONENT_LABEL = "app.kubernetes.io/component"
 SERVICE_LABEL = f"mlscale.dev/{KIND.lower()}"
 _ENDED = ("Succeeded", "Failed")
+CPU_METRIC = "process_cpu_seconds_total"
+DEFAULT_METRICS_URL = f"http://{{ip}}:{SERVER_PORT}/metrics"
+METRICS_TIMEOUT_S = 2.0
+"""Longest wait for one replica's metrics in a period."""
 
 
 @dataclass(frozen=True)
@@ -192,6 +202,53 @@ async def neighbour_requests(api: KubeApi, share: NodeShare) -> dict[str, list[f
     return asked
 
 
+def replica_metrics_url(pod: ReplicaPod) -> str | None:
+    """Where a replica's metrics are: ``MLSCALE_REPLICA_METRICS_URL`` (``{ip}``, ``{pod}``) filled in."""
+    if not pod.ip:
+        return None
+    template = os.environ.get("MLSCALE_REPLICA_METRICS_URL") or DEFAULT_METRICS_URL
+    return template.format(ip=pod.ip, pod=pod.name)
+
+
+def cpu_seconds(metrics_text: str) -> float | None:
+    """The process CPU seconds in a Prometheus text exposition, if it has them."""
+    for line in metrics_text.splitlines():
+        name, _, value = line.partition(" ")
+        if name == CPU_METRIC:
+            try:
+                return float(value.split()[0])
+            except (IndexError, ValueError):
+                return None
+    return None
+
+
+@dataclass
+class CpuMeter:
+    """Turns successive CPU-seconds counters of the replicas into utilisation of their cores.
+
+    Attributes:
+        readings: Per pod, the last (monotonic time, CPU seconds) read.
+    """
+
+    readings: dict[str, tuple[float, float]] = field(default_factory=dict)
+
+    def utilisation(self, pod: str, now_s: float, cpu_s: float, cores: float) -> float | None:
+        """CPU used per allocated core since the pod's previous reading (None on the first, or a restart)."""
+        previous = self.readings.get(pod)
+        self.readings[pod] = (now_s, cpu_s)
+        if previous is None or cores <= 0:
+            return None
+        then_s, then_cpu_s = previous
+        if now_s <= then_s or cpu_s < then_cpu_s:
+            return None
+        return (cpu_s - then_cpu_s) / ((now_s - then_s) * cores)
+
+    def keep(self, pods: Sequence[str]) -> None:
+        """Forget the pods that are gone."""
+        for name in set(self.readings) - set(pods):
+            del self.readings[name]
+
+
 class PodReplicaActuator:
     """Replica count through the CPU Deployment, cores through in-place pod resize.
 
@@ -202,6 +259,8 @@ class PodReplicaActuator:
         deployment_replicas: Its ``spec.replicas`` now.
         pods: The live CPU replica pods, in the law's order (by name).
         resize: ``False`` once the cluster has refused a resize: pods keep their cores.
+        http: Session to read the replicas' metrics with (``None``: CPU not measured).
+        meter: The CPU readings of earlier periods (kept by the caller between periods).
     """
 
     def __init__(
@@ -213,8 +272,12 @@ class PodReplicaActuator:
         pods: Sequence[ReplicaPod],
         *,
         resize: bool = True,
+        http: aiohttp.ClientSession | None = None,
+        meter: CpuMeter | None = None,
     ) -> None:
         self.api = api
+        self.http = http
+        self.meter = meter
         self.namespace = namespace
         self.deployment = deployment
         self.deployment_replicas = deployment_replicas
@@ -264,5 +327,27 @@ class PodReplicaActuator:
             self.applied[name] = wanted
 
     async def cpu_utilisation(self) -> dict[str, float]:
-        """Not measured in a cluster (the law does not use it)."""
-        return {}
+        """Per ready CPU replica, CPU used per allocated core since the previous period."""
+        if self.http is None or self.meter is None:
+            return {}
+        self.meter.keep(list(self.pods))
+        out: dict[str, float] = {}
+        for name, pod in sorted(self.pods.items()):
+            url = replica_metrics_url(pod)
+            if not pod.ready or pod.cores is None or url is None:
+                continue
+            try:
+                timeout = aiohttp.ClientTimeout(total=METRICS_TIMEOUT_S)
+                async with self.http.get(url, timeout=timeout) as resp:
+                    resp.raise_for_status()
+                    text = await resp.text()
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                log.debug("no metrics from replica %s at %s: %s", name, url, exc)
+                continue
+            used = cpu_seconds(text)
+            if used is None:
+                continue
+            utilisation = self.meter.utilisation(name, time.monotonic(), used, pod.cores)
+            if utilisation is not None:
+                out[name] = utilisation
+        return out

@@ -26,7 +26,15 @@ from typing import Any
 import numpy as np
 from aiohttp import web
 from numpy.typing import NDArray
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    generate_latest,
+)
 
 from roma.batching import BatchRecord, DynamicBatcher
 from roma.protocol import (
@@ -105,6 +113,8 @@ class ModelServer:
         self.model = model
         self.accelerator = accelerator
         self.registry = CollectorRegistry()
+        # process_cpu_seconds_total: what the operator reads to learn the CPU a request costs.
+        ProcessCollector(registry=self.registry)
         self._requests = Counter(
             "roma_server_requests", "Inference requests served", ["protocol", "outcome"], registry=self.registry
         )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any, ClassVar
 
@@ -163,6 +164,37 @@ class FakeRouter:
         body = await request.json()
         self.registered.append(list(body.get("replicas", [])))
         return web.json_response(body)
+
+
+class FakeReplicaMetrics:
+    """Every replica's ``/metrics`` on 127.0.0.1: process CPU seconds growing at ``cores_used``."""
+
+    def __init__(self, cores_used: float) -> None:
+        self.cores_used = cores_used
+        self.reads: list[str] = []
+        self._started_s = time.monotonic()
+        self._runner: web.AppRunner | None = None
+
+    async def start(self) -> str:
+        """Serve on a free port; return the URL template for ``MLSCALE_REPLICA_METRICS_URL``."""
+        app = web.Application()
+        app.router.add_get("/metrics/{pod}", self._metrics)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        return f"http://127.0.0.1:{port}/metrics/{{pod}}"
+
+    async def stop(self) -> None:
+        """Stop serving."""
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        self.reads.append(request.match_info["pod"])
+        used = self.cores_used * (time.monotonic() - self._started_s)
+        return web.Response(text=f"# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total {used}\n")
 
 
 class RecordingEmulator(Emulator):

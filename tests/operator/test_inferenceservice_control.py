@@ -7,6 +7,7 @@ every in-place resize the operator sends is recorded.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from tests.operator.inferenceservice_helpers import (
     DEPLOYMENTS,
     PODS,
     SLO_MS,
+    FakeReplicaMetrics,
     FakeRouter,
     RecordingEmulator,
     condition,
@@ -145,6 +147,52 @@ async def test_fast_service_gives_back_a_replica_and_cores(
     assert len(status_of(obj)["controlState"]["law"]["regulators"]) == 1
     # The survivor is given what both held, then the law goes on releasing.
     assert [pod for pod, _ in RecordingEmulator.resizes].count("cnn-cpu-0") >= 2
+
+
+async def test_the_cpu_a_request_costs_floors_the_cores_and_a_rate_step_adds_a_replica(
+    router: FakeRouter, kubeconfig: Path, cluster: Cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The replica uses 0.7 core for 50 req/s: 0.014 core-s a request, so 50 req/s needs
+    # 1.0 core at the law's 70 % utilisation, however fast the latency looks.
+    metrics = FakeReplicaMetrics(cores_used=0.7)
+    monkeypatch.setenv("MLSCALE_REPLICA_METRICS_URL", await metrics.start())
+    op = await start_operator()
+    try:
+        router.serve(FAST)
+        await start_serving(cluster)
+        obj = await cluster.wait_for(service_path(), lambda o: learned_cost(o) is not None)
+        assert "cnn-cpu-0" in metrics.reads
+        assert learned_cost(obj) == pytest.approx(0.014, rel=0.25)
+        await cluster.wait_for(f"{PODS}/cnn-cpu-0", cores_at_most(1.2))
+        # Fast as it is, the service keeps the cores its load needs (the latency alone
+        # releases them down to coresMin, 0.2, as the tests above show).
+        await router_periods(router, 20)
+        assert min(cores for _, cores in RecordingEmulator.resizes) >= 0.95
+        # Three times the rate needs 3 cores, more than one replica's coresMax of 2: a second
+        # replica comes while the latency is still fast.
+        router.requests_per_second = 150.0
+        await cluster.wait_for(f"{DEPLOYMENTS}/cnn-cpu", replicas_are(2))
+        assert router.latency_ms == FAST
+    finally:
+        await op.stop()
+        await metrics.stop()
+
+
+def learned_cost(obj: dict[str, Any] | None) -> float | None:
+    """The CPU seconds a request costs, as the law in the status has learned them."""
+    law = (status_of(obj).get("controlState") or {}).get("law") or {}
+    cost = (law.get("demand") or {}).get("cost_core_s")
+    return None if cost is None else float(cost)
+
+
+async def router_periods(router: FakeRouter, periods: int) -> None:
+    """Wait until the operator has read the router ``periods`` more times."""
+    target = router.stats_reads + periods
+    for _ in range(200):
+        if router.stats_reads >= target:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the operator stopped reading the router")
 
 
 async def test_restart_resumes_the_law_from_the_status(router: FakeRouter, kubeconfig: Path, cluster: Cluster) -> None:

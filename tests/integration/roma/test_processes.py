@@ -62,6 +62,7 @@ def test_server_speaks_kserve_v2_and_tfserving(spawn: Callable[[list[str]], tupl
     with urlopen(f"{base}/metrics", timeout=10) as resp:
         metrics = resp.read().decode()
     assert 'roma_server_requests_total{outcome="ok",protocol="v2"} 1.0' in metrics
+    assert float(next(ln for ln in metrics.splitlines() if ln.startswith("process_cpu_seconds_total ")).split()[1]) > 0
 
 
 async def test_router_measures_and_sends_to_gpu_replica(spawn: Callable[[list[str]], tuple[int, int]]) -> None:
