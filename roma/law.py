@@ -1,4 +1,11 @@
-"""The InferenceService allocation law: per-replica CPU regulators plus the horizontal step."""
+"""The InferenceService allocation law: per-replica CPU regulators plus the horizontal step.
+
+Every period each replica's regulator moves its cores by the latency error; the demand floor
+(:mod:`roma.demand`) then raises any replica below its share of the cores the offered rate
+needs; the scaler adds a replica when every one sits at ``cores_max`` and is still slow, or at
+once when the rate needs more than all of them at ``cores_max``, and removes one after a
+sustained low stretch.
+"""
 
 from __future__ import annotations
 
