@@ -15,38 +15,14 @@ from typing import Any
 
 from controllers.replica_pods import ReplicaPod
 from mlscale.api import Condition, set_condition
-from roma.api import InferenceService, InferenceServiceSpec, ServiceControl
-from roma.law import ServiceAllocationLaw
+from roma.api import InferenceService, InferenceServiceSpec
+from roma.law import ServiceAllocationLaw, start_law
 from roma.ports import LatencyObservation
-from roma.regulator import CpuLawGains
-from roma.scaling import ScalingPolicy
 
 SLO_MET = "SloMet"
 CONTENDED = "Contended"
 RESIZE_UNSUPPORTED = "ResizeUnsupported"
-COOLDOWN_PERIODS = ScalingPolicy().cooldown_s / ServiceControl().period_seconds
 """Scale steps are this many control periods apart: the engine's 10 s at its default 2 s period."""
-
-
-def scaling_policy(spec: InferenceServiceSpec) -> ScalingPolicy:
-    """The scaler's thresholds: the spec's scale-down window, a cooldown of a few periods."""
-    return ScalingPolicy(
-        down_window_s=spec.control.scale_down_window_seconds,
-        cooldown_s=COOLDOWN_PERIODS * spec.control.period_seconds,
-    )
-
-
-def start_law(spec: InferenceServiceSpec) -> ServiceAllocationLaw:
-    """A new law: ``replicas.min`` replicas at ``coresMax``."""
-    return ServiceAllocationLaw.start(
-        spec.slo.latency_ms / 1000.0,
-        spec.cpu.cores_min,
-        spec.cpu.cores_max,
-        replicas_min=spec.replicas.min,
-        replicas_max=spec.replicas.max,
-        gains=CpuLawGains(b=spec.control.proportional_gain, d=spec.control.integral_gain),
-        policy=scaling_policy(spec),
-    )
 
 
 def resume_law(spec: InferenceServiceSpec, saved: Mapping[str, Any] | None) -> ServiceAllocationLaw:
@@ -71,6 +47,7 @@ def resume_law(spec: InferenceServiceSpec, saved: Mapping[str, Any] | None) -> S
         reg.reset_to(reg.cores)
     law.scaler.replicas_min, law.scaler.replicas_max = spec.replicas.min, spec.replicas.max
     law.scaler.policy = fresh.scaler.policy
+    law.demand.target_utilisation = fresh.demand.target_utilisation
     count = len(law.regulators)
     if not spec.replicas.min <= count <= spec.replicas.max:
         law.resize(max(spec.replicas.min, min(spec.replicas.max, count)))

@@ -106,6 +106,12 @@ class ServiceControl(ApiModel):
     """Gain d of each replica's speed regulator, on the error itself (its integral action)."""
     scale_down_window_seconds: float = Field(default=30.0, gt=0)
     """How long every replica must sit low before one is removed."""
+    target_utilisation: float = Field(default=0.7, gt=0, le=1)
+    """Share of its cores the offered load may use; sets the least the service is given.
+
+    That least is the CPU a request costs (measured) times the offered rate, divided by this.
+    Lower it for a model whose latency climbs early under load (long requests against the SLO).
+    """
 
 
 class InferenceServiceSpec(ApiModel):

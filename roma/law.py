@@ -13,9 +13,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from roma.api import InferenceServiceSpec
 from roma.demand import DemandEstimator
 from roma.regulator import CpuLawGains, ReplicaCpuRegulator, ceil_step
 from roma.scaling import ReplicaScaler, ScalingPolicy, redistribute_cores
+
+COOLDOWN_PERIODS = 5
+"""No scale step within this many control periods of the previous one."""
 
 
 @dataclass(frozen=True)
@@ -173,3 +177,25 @@ class ServiceAllocationLaw:
             regulators=[ReplicaCpuRegulator.from_dict(r) for r in data["regulators"]],
             demand=DemandEstimator.from_dict(data["demand"]) if "demand" in data else DemandEstimator(),
         )
+
+
+def scaling_policy(spec: InferenceServiceSpec) -> ScalingPolicy:
+    """The scaler's thresholds: the spec's scale-down window, a cooldown of a few periods."""
+    return ScalingPolicy(
+        down_window_s=spec.control.scale_down_window_seconds,
+        cooldown_s=COOLDOWN_PERIODS * spec.control.period_seconds,
+    )
+
+
+def start_law(spec: InferenceServiceSpec) -> ServiceAllocationLaw:
+    """A new law for an InferenceService's spec: ``replicas.min`` replicas at ``coresMax``."""
+    return ServiceAllocationLaw.start(
+        spec.slo.latency_ms / 1000.0,
+        spec.cpu.cores_min,
+        spec.cpu.cores_max,
+        replicas_min=spec.replicas.min,
+        replicas_max=spec.replicas.max,
+        gains=CpuLawGains(b=spec.control.proportional_gain, d=spec.control.integral_gain),
+        policy=scaling_policy(spec),
+        target_utilisation=spec.control.target_utilisation,
+    )

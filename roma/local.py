@@ -24,15 +24,13 @@ from mlscale.local import LocalRunOptions
 from mlscale.progress import LiveLine
 from mlscale.report import write_report_json
 from roma.api import InferenceService
-from roma.law import ServiceAllocationLaw
+from roma.law import start_law
 from roma.loadgen import LoadResult, run_load
 from roma.loop import control_period
 from roma.policies import AllocationPolicy, MlscalePolicy
 from roma.ports import LatencyObservation
-from roma.regulator import CpuLawGains
 from roma.replicas import LocalReplicaSet, ServerSpec
 from roma.report_plot import plot_run
-from roma.scaling import ScalingPolicy
 from roma.sensor import RouterLatencySensor
 from roma.traces import parse_trace
 
@@ -52,19 +50,7 @@ def slo_threshold(percentile: float) -> float:
 
 def build_policy(svc: InferenceService) -> MlscalePolicy:
     """The mlscale law configured from the resource's spec."""
-    spec = svc.spec
-    gains = CpuLawGains(b=spec.control.proportional_gain, d=spec.control.integral_gain)
-    policy = ScalingPolicy(down_window_s=spec.control.scale_down_window_seconds)
-    law = ServiceAllocationLaw.start(
-        spec.slo.latency_ms / 1000.0,
-        spec.cpu.cores_min,
-        spec.cpu.cores_max,
-        replicas_min=spec.replicas.min,
-        replicas_max=spec.replicas.max,
-        gains=gains,
-        policy=policy,
-    )
-    return MlscalePolicy(law)
+    return MlscalePolicy(start_law(svc.spec))
 
 
 async def _start_router(

@@ -6,8 +6,10 @@ from collections.abc import Sequence
 
 import pytest
 
+from controllers.inferenceservice_status import resume_law
+from roma.api import InferenceServiceSpec
 from roma.demand import DemandEstimator
-from roma.law import Allocation, ServiceAllocationLaw
+from roma.law import Allocation, ServiceAllocationLaw, start_law
 from roma.policies import MlscalePolicy
 from roma.ports import LatencyObservation
 from roma.simloop import SimResult, simulate
@@ -88,3 +90,23 @@ def _spike(policy_cls: type[MlscalePolicy], seed: int) -> SimResult:
 def test_the_floor_cuts_the_violations_of_a_spike(seed: int) -> None:
     seeing, blind = _spike(MlscalePolicy, seed), _spike(_Blind, seed)
     assert seeing.violation_ratio < 0.5 * blind.violation_ratio
+
+
+def _spec(target: float) -> InferenceServiceSpec:
+    return InferenceServiceSpec.model_validate(
+        {
+            "model": {"name": "m", "builder": "examples.roma.models:small_cnn"},
+            "slo": {"latencyMs": 100},
+            "cpu": {"coresMin": "200m", "coresMax": "2"},
+            "control": {"targetUtilisation": target},
+        }
+    )
+
+
+def test_target_utilisation_from_the_spec_sets_the_headroom_and_an_edit_is_obeyed_on_resume() -> None:
+    law = start_law(_spec(0.5))
+    _settle(law, 20.0, 0.2)  # 0.01 core-s a request
+    assert law.step(20.0, 0.02, rps=60.0, used_cores=[0.6]).total_cores == pytest.approx(1.2)
+    resumed = resume_law(_spec(0.8), law.to_dict())
+    assert resumed.demand.cost_core_s == pytest.approx(law.demand.cost_core_s)
+    assert resumed.step(22.0, 0.02, rps=60.0, used_cores=[0.6]).total_cores < 1.2
