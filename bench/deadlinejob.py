@@ -13,7 +13,10 @@ slack s in {20 %, 40 %} the deadline is D = T·(1 + s) and four policies run it:
 Reported per run: deadline met, completion / deadline, core-seconds (cores allocated to
 executors × time) and core-seconds relative to static-max, plus CPU seconds really used.
 
-    .venv/bin/python bench/deadlinejob.py [--workloads pagerank kmeans ...] [--slacks 0.2 0.4]
+    .venv/bin/python bench/deadlinejob.py [--workloads pagerank kmeans ...] [--slacks 0.2 0.4] [--merge]
+    .venv/bin/python bench/deadlinejob.py --table     # the README's table from the JSON
+
+``--merge`` replaces only the rows of the workloads run, keeping the others in the JSON.
 
 writes bench/results/deadlinejob.json and bench/results/deadlinejob.png. Needs root (cgroups),
 Java 17 and about one minute per run.
@@ -86,6 +89,36 @@ def run(job: DeadlineJob, app: Path, deadline_s: float, settings: RunSettings, *
     return result
 
 
+def markdown_table(rows: list[dict[str, Any]]) -> str:
+    """The README's table: one line per workload and slack, the policies side by side."""
+
+    def cell(r: dict[str, Any] | None, *, core_s: bool = True) -> str:
+        if r is None:
+            return "–"
+        ratio = f"{r['completion_ratio']:.3f}" + ("" if r["deadline_met"] else " (missed)")
+        return f"{ratio}, {r['core_seconds_vs_static_max']:.2f}×" if core_s else ratio
+
+    lines = [
+        "| workload | slack | mlscale C/D, core-s | static coresMax C/D (CPU used) "
+        "| static average C/D, core-s | dynamic allocation C/D, core-s |",
+        "|---|---|---|---|---|---|",
+    ]
+    cases = sorted({(r["workload"], r["slack"]) for r in rows}, key=lambda c: (WORKLOADS.index(c[0]), c[1]))
+    for workload, slack in cases:
+        by = {r["policy"]: r for r in rows if (r["workload"], r["slack"]) == (workload, slack)}
+        static = by.get("static-max")
+        used = (
+            ""
+            if static is None or static.get("cpu_seconds_vs_static_max") is None
+            else (f" ({static['cpu_seconds_vs_static_max']:.2f}×)")
+        )
+        lines.append(
+            f"| {workload} | {round(100 * slack)}% | {cell(by.get('mlscale'))} "
+            f"| {cell(static, core_s=False)}{used} | {cell(by.get('static-avg'))} | {cell(by.get('dynamic'))} |"
+        )
+    return "\n".join(lines)
+
+
 def plot(rows: list[dict[str, Any]], path: Path) -> None:
     import warnings
 
@@ -118,7 +151,7 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
     ]
     if used:
         bottom.scatter(
-            [j for j, _ in used], [v for _, v in used], marker="_", s=900, color="black", label="CPU really used"
+            [j for j, _ in used], [v for _, v in used], marker="_", s=900, color="black", label="CPU used at static coresMax"
         )
     top.axhline(1.0, color="tab:red", linestyle=":", label="deadline")
     top.axhline(0.9, color="gray", linestyle=":", label="0.9 · deadline")
@@ -140,7 +173,16 @@ def main() -> int:
     parser.add_argument("--slacks", nargs="+", type=float, default=[0.2, 0.4])
     parser.add_argument("--policies", nargs="+", default=["mlscale", "static-avg", "dynamic"])
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--merge", action="store_true", help="keep the other workloads' rows in the JSON")
+    parser.add_argument("--table", action="store_true", help="print the README table from the JSON and stop")
     args = parser.parse_args()
+    if args.table:
+        print(markdown_table(json.loads((args.out / "deadlinejob.json").read_text())["runs"]))
+        return 0
+    kept: list[dict[str, Any]] = []
+    if args.merge and (args.out / "deadlinejob.json").exists():
+        previous = json.loads((args.out / "deadlinejob.json").read_text())["runs"]
+        kept = [r for r in previous if r["workload"] not in args.workloads]
 
     cache = Path(tempfile.mkdtemp(prefix="mlscale-bench-cache-"))
     os.environ["MLSCALE_CACHE_DIR"] = str(cache)  # a clean profile cache: profiles come from the calibration runs
@@ -181,13 +223,15 @@ def main() -> int:
                 result = run(job, app, deadline_s, settings, work=work, label=label)
                 rows.append(row(name, slack, policy, deadline_s, result, static_max_cs=calibration.core_seconds))
         args.out.mkdir(parents=True, exist_ok=True)
+        every = kept + rows
         (args.out / "deadlinejob.json").write_text(
             json.dumps(
-                {"machine": f"{os.cpu_count()} CPUs", "elapsed_s": round(time.time() - started), "runs": rows}, indent=2
+                {"machine": f"{os.cpu_count()} CPUs", "elapsed_s": round(time.time() - started), "runs": every},
+                indent=2,
             )
             + "\n"
         )
-        plot(rows, args.out / "deadlinejob.png")
+        plot(every, args.out / "deadlinejob.png")
     header = f"{'workload':15s} {'slack':>5s} {'policy':11s} {'met':>4s} {'C/D':>6s} {'core-s':>7s} {'vs max':>7s}"
     print(header + f" {'cpu/max':>7s}")
     for r in rows:
