@@ -151,7 +151,12 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
     ]
     if used:
         bottom.scatter(
-            [j for j, _ in used], [v for _, v in used], marker="_", s=900, color="black", label="CPU used at static coresMax"
+            [j for j, _ in used],
+            [v for _, v in used],
+            marker="_",
+            s=900,
+            color="black",
+            label="CPU used at static coresMax",
         )
     top.axhline(1.0, color="tab:red", linestyle=":", label="deadline")
     top.axhline(0.9, color="gray", linestyle=":", label="0.9 · deadline")

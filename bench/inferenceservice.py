@@ -17,7 +17,10 @@ It records each run's SLO-violation ratio (share of requests over the SLO) and c
 and ``.png``. ``--simulate`` runs the same comparison against ``roma.simqueue`` instead (fast,
 no processes). Usage::
 
-    .venv/bin/python bench/inferenceservice.py [--duration 45] [--examples small-cnn,resnet] [--simulate]
+    .venv/bin/python bench/inferenceservice.py [--duration 45] [--examples small-cnn,resnet] [--simulate] [--merge]
+    .venv/bin/python bench/inferenceservice.py --table   # the README's table from the JSON
+
+``--merge`` replaces only the rows of the examples run, keeping the others in the JSON.
 """
 
 from __future__ import annotations
@@ -153,6 +156,29 @@ def _row(policy: str, violations: float, core_s: float, report: dict[str, Any] |
     return row
 
 
+def markdown_table(results: list[dict[str, Any]]) -> str:
+    """The README's table: violation ratio / core-seconds of each policy, and mlscale's two ratios."""
+    lines = [
+        "| example | trace | mlscale | static peak | rule-based | HPA-like | mlscale ÷ rule-based violations "
+        "| mlscale ÷ static peak core-s |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        by = {row["policy"]: row for row in r["rows"]}
+        cells = [
+            f"{by[p]['slo_violation_ratio']:.3f} / {by[p]['core_seconds']:.0f}" if p in by else "–"
+            for p in ("mlscale", "static-peak", "rule-based", "hpa-like")
+        ]
+        rule = by["rule-based"]["slo_violation_ratio"]
+        mine = by["mlscale"]["slo_violation_ratio"]
+        vs_rule = f"{mine / rule:.2f}" if rule else ("0 (both 0)" if not mine else "∞ (rule-based 0)")
+        lines.append(
+            f"| {r['example']} | {r['trace']} | {' | '.join(cells)} | {vs_rule} "
+            f"| {r['core_seconds_vs_static_peak']:.2f} |"
+        )
+    return "\n".join(lines)
+
+
 def plot(results: list[dict[str, Any]], path: Path) -> None:
     import matplotlib
 
@@ -181,11 +207,19 @@ def main() -> int:
     parser.add_argument("--traces", default="step,sinusoid,spike")
     parser.add_argument("--simulate", action="store_true")
     parser.add_argument("--out", default=str(REPO / "bench" / "results"))
+    parser.add_argument("--merge", action="store_true", help="keep the other examples' rows in the JSON")
+    parser.add_argument("--table", action="store_true", help="print the README table from the JSON and stop")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     stem = "inferenceservice-sim" if args.simulate else "inferenceservice"
+    if args.table:
+        print(markdown_table(json.loads((out / f"{stem}.json").read_text())["results"]))
+        return 0
     results: list[dict[str, Any]] = []
+    if args.merge and (out / f"{stem}.json").exists():
+        ran = args.examples.split(",")
+        results = [r for r in json.loads((out / f"{stem}.json").read_text())["results"] if r["example"] not in ran]
     for name in args.examples.split(","):
         svc = load_service(name)
         for kind in args.traces.split(","):
