@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -43,6 +44,8 @@ class CgroupCoresActuator:
         self.groups: dict[str, CpuCgroup] = {}
         self.pids: dict[str, set[int]] = {}
         self.quota_writes = 0
+        self._clock = time.monotonic
+        self._last_usage: dict[str, tuple[float, float]] = {}
 
     def _executors(self) -> dict[str, ExecutorProcess]:
         app_id = self._application_id()
@@ -92,6 +95,24 @@ class CgroupCoresActuator:
         for executor_id, group in self.groups.items():
             with contextlib.suppress(OSError):
                 result[executor_id] = group.read_quota_cores()
+        return result
+
+    def used_cores(self) -> dict[str, float]:
+        """Cores each executor used since the previous call (its cgroup's CPU accounting).
+
+        An executor read for the first time is left out: there is no interval yet.
+        """
+        now = self._clock()
+        result = {}
+        for executor_id, group in self.groups.items():
+            try:
+                usage = group.usage_seconds()
+            except OSError:
+                continue
+            last = self._last_usage.get(executor_id)
+            self._last_usage[executor_id] = (now, usage)
+            if last is not None and now > last[0]:
+                result[executor_id] = max(0.0, (usage - last[1]) / (now - last[0]))
         return result
 
     def usage_seconds(self) -> float:

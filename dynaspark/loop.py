@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from dynaspark.law import DeadlineControlLaw, Decision, LawState
 from dynaspark.observation import ProgressObservation
-from dynaspark.ports import CoresActuator, ProgressSensor
+from dynaspark.ports import CoresActuator, CpuUsageMeter, ProgressSensor
 from dynaspark.profiler import ProfileRecorder
 
 log = logging.getLogger(__name__)
@@ -35,6 +35,7 @@ class ControlSample:
         predicted_completion_s: Earliest completion at coresMax, seconds since the start.
         at_risk: Whether the deadline was at risk.
         contended: Whether requests exceeded the capacity.
+        used_cores: Cores each executor really used over the period before (where measured).
     """
 
     t_s: float
@@ -47,9 +48,17 @@ class ControlSample:
     predicted_completion_s: float | None
     at_risk: bool
     contended: bool
+    used_cores: dict[str, float] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, decision: Decision, applied: Mapping[str, float], now_s: float, start_s: float) -> ControlSample:
+    def of(
+        cls,
+        decision: Decision,
+        applied: Mapping[str, float],
+        now_s: float,
+        start_s: float,
+        used_cores: Mapping[str, float] | None = None,
+    ) -> ControlSample:
         """Build the sample of one period."""
         predicted = decision.predicted_completion_s
         return cls(
@@ -63,6 +72,7 @@ class ControlSample:
             predicted_completion_s=None if predicted is None else predicted - start_s,
             at_risk=decision.at_risk,
             contended=decision.contended,
+            used_cores=dict(used_cores or {}),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -80,6 +90,7 @@ class ControlSample:
             else round(self.predicted_completion_s, 2),
             "at_risk": self.at_risk,
             "contended": self.contended,
+            "used_cores": {e: round(c, 3) for e, c in sorted(self.used_cores.items())},
         }
 
 
@@ -89,8 +100,10 @@ def control_period(
     sensor: ProgressSensor,
     actuator: CoresActuator,
     now_s: float,
+    *,
+    meter: CpuUsageMeter | None = None,
 ) -> tuple[LawState, Decision, ProgressObservation, Mapping[str, float]]:
-    """Run one period: read progress, decide, apply.
+    """Run one period: read progress (and the CPU used, where measured), decide, apply.
 
     Args:
         law: The control law.
@@ -98,11 +111,14 @@ def control_period(
         sensor: Where progress comes from.
         actuator: Where cores go.
         now_s: Now (seconds since the epoch).
+        meter: Measures the cores each executor used; ``None`` where nothing can.
 
     Returns:
         The next state, the decision, the observation it was made on, and the cores applied.
     """
     obs = sensor.read()
+    if meter is not None:
+        obs = replace(obs, used_cores=dict(meter.used_cores()))
     state, decision = law.step(state, obs, now_s)
     applied = actuator.apply(decision.cores)
     log.debug(
@@ -129,6 +145,7 @@ def run_control_loop(
     recorder: ProfileRecorder | None = None,
     on_sample: Callable[[ControlSample, Decision], None] | None = None,
     max_s: float = 24 * 3600.0,
+    meter: CpuUsageMeter | None = None,
 ) -> tuple[LawState, list[ControlSample]]:
     """Repeat :func:`control_period` every ``law.config.period_s`` until ``finished()``.
 
@@ -143,6 +160,7 @@ def run_control_loop(
         recorder: Fed every observation, to build the stage profile.
         on_sample: Called after every period (progress line, status update).
         max_s: Stop after this long even if the application has not ended.
+        meter: Measures the cores each executor used (reported next to what it was given).
 
     Returns:
         The last state and every sample.
@@ -154,10 +172,10 @@ def run_control_loop(
     while not finished() and clock() - state.start_s < max_s:
         now_s = clock()
         previous_total = sum(applied.values())
-        state, decision, obs, applied = control_period(law, state, sensor, actuator, now_s)
+        state, decision, obs, applied = control_period(law, state, sensor, actuator, now_s, meter=meter)
         if recorder is not None:
             recorder.record(now_s, obs, previous_total)
-        sample = ControlSample.of(decision, applied, now_s, state.start_s)
+        sample = ControlSample.of(decision, applied, now_s, state.start_s, obs.used_cores)
         samples.append(sample)
         if on_sample is not None:
             on_sample(sample, decision)

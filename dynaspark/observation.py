@@ -58,6 +58,8 @@ class ProgressObservation:
         finished: ``True`` once the application has ended.
         active_tasks_by_executor: Tasks running now on each executor; empty when the source
             does not say (an executor missing from it is then taken to be busy).
+        used_cores: Cores each executor really used over the last period (CPU accounting of
+            its cgroup); empty when nothing measures it.
     """
 
     stages: tuple[StageObservation, ...] = ()
@@ -65,6 +67,7 @@ class ProgressObservation:
     application_id: str | None = None
     finished: bool = False
     active_tasks_by_executor: Mapping[str, int] = field(default_factory=dict)
+    used_cores: Mapping[str, float] = field(default_factory=dict)
 
     @property
     def active_stages(self) -> tuple[StageObservation, ...]:

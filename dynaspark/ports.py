@@ -1,8 +1,9 @@
-"""The two ports of the DeadlineJob loop: where progress comes from, where cores go.
+"""The ports of the DeadlineJob loop: where progress comes from, where cores go, what CPU is used.
 
 Locally the sensor is :class:`dynaspark.spark_rest.SparkRestSensor` and the actuator
 :class:`dynaspark.cgroup_actuator.CgroupCoresActuator`; in a cluster the operator supplies
-adapters that read the driver through its Service and resize executor pods.
+adapters that read the driver through its Service and resize executor pods. The CPU meter is
+the executors' cgroup accounting locally (:class:`dynaspark.cgroup_actuator.CgroupCoresActuator`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,14 @@ class CoresActuator(Protocol):
 
     def apply(self, cores: Mapping[str, float]) -> Mapping[str, float]:
         """Give each executor its cores; return what was applied, by executor id."""
+        ...
+
+
+class CpuUsageMeter(Protocol):
+    """Measures the CPU each executor really uses."""
+
+    def used_cores(self) -> Mapping[str, float]:
+        """Cores each executor used since the previous call; executors not measured yet are left out."""
         ...
 
 

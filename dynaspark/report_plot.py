@@ -42,7 +42,18 @@ def plot_report(report: Mapping[str, Any], path: Path) -> Path:
     )
     executors = sorted({e for s in samples for e in s["cores"]}, key=lambda x: (len(x), x))
     for e in executors:
-        bottom.plot(t, [s["cores"].get(e) for s in samples], label=f"executor {e}", drawstyle="steps-post")
+        (line,) = bottom.plot(t, [s["cores"].get(e) for s in samples], label=f"executor {e}", drawstyle="steps-post")
+        # What the executor really used over each period (reported at the period's end).
+        used = [(s["t"], s["used_cores"][e]) for s in samples if e in s.get("used_cores", {})]
+        if used:
+            bottom.plot(
+                [u[0] for u in used],
+                [u[1] for u in used],
+                color=line.get_color(),
+                linestyle=":",
+                drawstyle="steps-pre",
+                label=f"executor {e} used",
+            )
     bottom.set_ylabel("cores")
     bottom.set_xlabel("seconds since start")
     for axis in (top, bottom):

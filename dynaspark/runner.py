@@ -234,6 +234,7 @@ def run_deadline_job(
                 recorder=recorder,
                 on_sample=on_sample,
                 max_s=max(3 * spec.deadline, spec.deadline + 600.0),
+                meter=cgroups,
             )
             end_s = time.time()
             exit_code = process.poll()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 from pathlib import Path
@@ -78,6 +79,17 @@ def test_job_meets_its_deadline_under_cgroup_quotas_and_profiles_itself(
     assert all(0.1 - 1e-9 <= q <= 1.0 + 1e-9 for q in quotas.values())
     assert report["quota_writes"] >= 2
     assert report["cpu_seconds"] > 0
+    # Each period reports the CPU every executor really used, read from its cgroup: within the
+    # quota it had over that period (plus the kernel's burst slack), and in sum the run's CPU.
+    used = [(before["cores"], after["used_cores"]) for before, after in itertools.pairwise(samples)]
+    measured = [(cores, u) for cores, u in used if u]
+    # From the second period an executor sits in its cgroup on, every period is measured.
+    first = next(i for i, (_, u) in enumerate(used) if u)
+    assert len(measured) >= 3
+    assert len(measured) >= 0.8 * len(used[first:])
+    assert all(set(u) <= set(cores) for cores, u in measured)
+    assert all(u[e] <= cores[e] * 1.3 + 0.1 for cores, u in measured for e in u)
+    assert sum(sum(u.values()) for _, u in measured) > 0.3 * report["cpu_seconds"]
     assert (tmp_path / "first" / "report.png").stat().st_size > 0
     first_profile = report["profile_cached"]
     assert first_profile is not None

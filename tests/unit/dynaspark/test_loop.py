@@ -39,11 +39,26 @@ class PlantActuator:
         return dict(cores)
 
 
+class PlantMeter:
+    """Reports half of each executor's cores as used, over the period before."""
+
+    def __init__(self, actuator: PlantActuator) -> None:
+        self.actuator = actuator
+        self.calls = 0
+
+    def used_cores(self) -> Mapping[str, float]:
+        self.calls += 1
+        if self.calls == 1:
+            return {}  # nothing measured before the first period
+        return {e: round(0.5 * c, 3) for e, c in self.actuator.cores.items()}
+
+
 def _run(
-    deadline_s: float, recorder: ProfileRecorder | None, law: DeadlineControlLaw
+    deadline_s: float, recorder: ProfileRecorder | None, law: DeadlineControlLaw, *, metered: bool = False
 ) -> tuple[SimulatedSparkApp, list[ControlSample]]:
     app = SimulatedSparkApp(STAGES, seed=3)
     actuator = PlantActuator()
+    meter = PlantMeter(actuator) if metered else None
     _, samples = run_control_loop(
         law,
         law.initial_state(0.0),
@@ -53,6 +68,7 @@ def _run(
         clock=lambda: app.t_s,
         sleep=lambda dt: app.advance(actuator.cores, dt),
         recorder=recorder,
+        meter=meter,
     )
     return app, samples
 
@@ -92,3 +108,17 @@ def test_samples_serialise_for_the_report() -> None:
     row = samples[10].to_dict()
     assert set(row) >= {"t", "set_point", "progress", "cores"}
     assert set(row["cores"]) == {"0", "1"}
+
+
+def test_the_cpu_each_executor_used_is_reported_next_to_its_cores() -> None:
+    law = DeadlineControlLaw(LawConfig(deadline_s=60.0, instances=2, gains=GAINS))
+    _, samples = _run(60.0, None, law, metered=True)
+    assert samples[0].used_cores == {}
+    # Each period reports what was used over the period before, under the cores it had then.
+    for before, after in itertools.pairwise(samples):
+        assert after.used_cores == {e: round(0.5 * c, 3) for e, c in before.cores.items()}
+    row = samples[10].to_dict()
+    assert row["used_cores"] == {e: round(0.5 * c, 3) for e, c in samples[9].cores.items()}
+    # Without a meter nothing is claimed.
+    _, blind = _run(60.0, None, DeadlineControlLaw(LawConfig(deadline_s=60.0, instances=2, gains=GAINS)))
+    assert all(s.used_cores == {} for s in blind)
