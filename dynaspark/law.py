@@ -157,7 +157,9 @@ class DeadlineControlLaw:
         plan = state.plan
         stage_core_seconds = state.stage_core_seconds
         rate_origin = state.rate_origin
+        new_stage = False
         if plan is None or plan.stage_id != current.stage_id:
+            new_stage = True
             announced = [s.num_tasks for s in obs.pending_stages if s.stage_id > current.stage_id]
             announced += [s.num_tasks for s in active[1:]]
             # The stage started when Spark submitted it, possibly a little before this step.
@@ -181,18 +183,26 @@ class DeadlineControlLaw:
         stage_tasks = sum(s.num_tasks for s in active)
         stage_done = sum(s.completed_tasks for s in active)
         stage_progress = stage_done / stage_tasks if stage_tasks else 1.0
-        # In the last wave an executor whose tasks are done has nothing left to run in this
-        # stage: more cores cannot help it, so it idles at coresMin and its regulator holds.
-        idle = obs.idle_executor_ids()
-        progress = executor_progress(active, executors, idle)
-        set_point = min(1.0, max(0.0, (now_s - plan.start_s) / plan.duration_s))
-
         stage_core_seconds += sum(state.applied_cores.get(e, 0.0) for e in executors) * dt_s
         if rate_origin is None and current.completed_tasks > 0:
             rate_origin = (current.completed_tasks, stage_core_seconds)
         rated = replace(state, stage_core_seconds=stage_core_seconds, rate_origin=rate_origin)
         predicted = self._predict(obs, current, stage_progress, rated, now_s)
         at_risk = self._risk(state.at_risk, predicted, app_deadline_s, deadline_at_s)
+
+        # An executor without a task cannot use cores: it idles at coresMin and its regulator
+        # holds. In the last wave that is certain at once. Before it, an executor can wait for
+        # tasks that delay scheduling keeps for executors holding their data; it counts as
+        # waiting once two steps in a row saw it without a task and with no task completed in
+        # between (one look could fall in the instant between two of its tasks).
+        done_by = {e: sum(s.completed_tasks_by_executor.get(e, 0) for s in active) for e in executors}
+        taskless = {e: done_by[e] for e in obs.taskless_executor_ids() if e in done_by}
+        waiting = {e for e, done in taskless.items() if not new_stage and state.taskless.get(e) == done}
+        if not self._room_to_idle_waiting(obs, current, predicted, app_deadline_s):
+            waiting = set()
+        idle = obs.idle_executor_ids() | waiting
+        progress = executor_progress(active, executors, idle)
+        set_point = min(1.0, max(0.0, (now_s - plan.start_s) / plan.duration_s))
 
         busy = [e for e in executors if e not in idle]
         if at_risk:
@@ -219,6 +229,7 @@ class DeadlineControlLaw:
             at_risk=at_risk,
             applied_cores=dict(cores),
             app_progress=app_progress,
+            taskless=taskless,
         )
         return new_state, Decision(
             cores=cores,
@@ -236,6 +247,24 @@ class DeadlineControlLaw:
             contended=contended,
             planned_on_profile=plan.on_profile,
         )
+
+    def _room_to_idle_waiting(
+        self, obs: ProgressObservation, current: StageObservation, predicted: float | None, app_deadline_s: float
+    ) -> bool:
+        """Whether the deadline can afford idling executors that wait for a task.
+
+        A task that reaches a waiting executor runs at coresMin until the next period gives it
+        cores: at most one period lost per stage on its critical path. Waiting executors idle
+        only when the completion predicted at coresMax leaves that much before ``D_app`` for
+        this stage and every stage after it.
+        """
+        if predicted is None:
+            return False
+        if self.profile is not None and self.profile.stage(current.stage_id) is not None:
+            stages_left = 1 + len(self.profile.stages_after(current.stage_id))
+        else:
+            stages_left = 1 + sum(1 for s in obs.pending_stages if s.stage_id > current.stage_id)
+        return app_deadline_s - predicted >= stages_left * self.config.period_s
 
     def _idle_cores(self, state: LawState) -> float:
         """Cores for an executor that has no regulator yet: like its peers, else the middle."""

@@ -26,6 +26,8 @@ class LawState:
         idle_since_s: Since when no stage has been running (``None`` while one is).
         applied_cores: The cores applied at the last step, per executor.
         app_progress: The application's progress at the last step.
+        taskless: Executors that ran no task at the last step while others did, with the
+            tasks each had completed in the running stage(s) then.
     """
 
     start_s: float
@@ -38,6 +40,7 @@ class LawState:
     idle_since_s: float | None = None
     applied_cores: Mapping[str, float] = field(default_factory=dict)
     app_progress: float = 0.0
+    taskless: Mapping[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """Return the state as a plain, JSON-ready dict (camelCase keys, as in a status)."""
@@ -61,6 +64,7 @@ class LawState:
             "idleSinceSeconds": self.idle_since_s,
             "appliedCores": dict(sorted(self.applied_cores.items())),
             "appProgress": self.app_progress,
+            "taskless": dict(sorted(self.taskless.items())),
         }
 
     @classmethod
@@ -92,6 +96,7 @@ class LawState:
             idle_since_s=None if idle is None else float(idle),
             applied_cores={str(k): float(v) for k, v in dict(data.get("appliedCores", {})).items()},
             app_progress=float(data.get("appProgress", 0.0)),
+            taskless={str(k): int(v) for k, v in dict(data.get("taskless", {})).items()},
         )
 
 

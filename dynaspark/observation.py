@@ -94,6 +94,20 @@ class ProgressObservation:
             return frozenset()
         return frozenset(e for e in self.executor_ids if self.active_tasks_by_executor.get(e, 1) == 0)
 
+    def taskless_executor_ids(self) -> frozenset[str]:
+        """Executors that run no task now while others run the active stages' tasks.
+
+        Besides the last wave, this happens when Spark's delay scheduling holds the waiting
+        tasks for the executors that have their data (``spark.locality.wait``, 3 s by default),
+        and for an instant between two tasks. Empty when the source does not report running
+        tasks per executor, and when no executor runs a task.
+        """
+        if not self.active_tasks_by_executor or not self.active_stages:
+            return frozenset()
+        if sum(self.active_tasks_by_executor.values()) == 0:
+            return frozenset()
+        return frozenset(e for e in self.executor_ids if self.active_tasks_by_executor.get(e, 1) == 0)
+
     @property
     def completed_stage_ids(self) -> frozenset[int]:
         """Ids of the stages that have completed (or were skipped)."""

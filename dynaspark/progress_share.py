@@ -25,7 +25,8 @@ def executor_progress(
     Args:
         stages: The stages running now.
         executor_ids: The live executors.
-        idle: Executors with nothing left to run in these stages (the last wave).
+        idle: Executors without a task that cannot get one now (the last wave, or tasks held
+            for the executors that have their data).
 
     Returns:
         Progress per executor id.

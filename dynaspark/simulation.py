@@ -4,7 +4,10 @@ Stages run one after another; each has tasks whose work (core-seconds) is drawn 
 mean. Executors have task slots; a running task advances at ``min(1, cores / running)`` core,
 because a task is one thread and the executor's cores are shared by its running tasks. Before
 a stage starts the driver may work alone (``idle_before_s``); stages of one job are announced
-(``PENDING``) when the job starts, as Spark does. Deterministic for a given seed.
+(``PENDING``) when the job starts, as Spark does. A stage may prefer some executors (its data
+is cached there): the others get its tasks only after ``locality_wait_s`` without a launch on a
+preferred one, as Spark's delay scheduling (``spark.locality.wait``) does. Deterministic for a
+given seed.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ class SimStage:
         task_core_s: Mean work of one task (core-seconds).
         idle_before_s: Driver time before the stage starts.
         name: Stage name.
+        preferred_executors: Executors holding the stage's data (empty: no preference).
     """
 
     stage_id: int
@@ -41,6 +45,7 @@ class SimStage:
     task_core_s: float
     idle_before_s: float = 0.0
     name: str = "stage"
+    preferred_executors: tuple[str, ...] = ()
 
 
 @dataclass
@@ -50,6 +55,7 @@ class _StageRun:
     done_by_executor: dict[str, int]
     submitted_s: float | None = None
     completed_s: float | None = None
+    last_local_launch_s: float | None = None
 
 
 @dataclass
@@ -64,6 +70,8 @@ class SimulatedSparkApp:
         work_scale: Multiplies every task's work (a run slower or faster than the profile).
         seed: Random seed.
         start_s: Clock at the start.
+        locality_wait_s: Spark's ``spark.locality.wait``: how long a stage's tasks wait for a
+            preferred executor before any executor may run them.
     """
 
     stages: Sequence[SimStage]
@@ -73,6 +81,7 @@ class SimulatedSparkApp:
     work_scale: float = 1.0
     seed: int = 0
     start_s: float = 0.0
+    locality_wait_s: float = 3.0
     t_s: float = field(init=False)
     _runs: dict[int, _StageRun] = field(init=False, default_factory=dict)
     _index: int = field(init=False, default=0)
@@ -118,7 +127,7 @@ class SimulatedSparkApp:
             if self._idle_left_s > 1e-9:
                 return
             run.submitted_s = self.t_s
-        self._assign(run)
+        self._assign(run, stage)
         for e in self.executor_ids:
             tasks = run.running[e]
             if not tasks:
@@ -135,13 +144,21 @@ class SimulatedSparkApp:
             if not self.finished:
                 self._idle_left_s = self.stages[self._index].idle_before_s
 
-    def _assign(self, run: _StageRun) -> None:
+    def _assign(self, run: _StageRun, stage: SimStage) -> None:
         """Hand queued tasks to free slots, executors taken in turn as Spark's offers are."""
         n = len(self.executor_ids)
+        preferred = stage.preferred_executors
         for i in range(n):
             e = self.executor_ids[(self._next_executor + i) % n]
+            local = not preferred or e in preferred
+            if not local:
+                waited_since = run.last_local_launch_s if run.last_local_launch_s is not None else run.submitted_s
+                if waited_since is not None and self.t_s - waited_since < self.locality_wait_s - 1e-9:
+                    continue
             while run.queue and len(run.running[e]) < self.slots_per_executor:
                 run.running[e].append(run.queue.pop())
+                if local and preferred:
+                    run.last_local_launch_s = self.t_s
         self._next_executor = (self._next_executor + 1) % n
 
     def observe(self) -> ProgressObservation:

@@ -1,12 +1,15 @@
-"""Executors with nothing to run get coresMin: before they exist, and in a stage's last wave."""
+"""Executors with nothing to run get coresMin: before they exist, in a stage's last wave, and
+while their tasks wait for the executors holding their data."""
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
-from dynaspark.law import DeadlineControlLaw, LawConfig
+from dynaspark.law import DeadlineControlLaw, LawConfig, LawState
 from dynaspark.observation import ProgressObservation, StageObservation
 from dynaspark.profiler import ProfileRecorder
 from dynaspark.regulator import RegulatorGains
@@ -102,3 +105,97 @@ def test_the_rest_sensor_reports_running_tasks_per_executor() -> None:
     obs = sensor.read()
     assert obs.active_tasks_by_executor == {"0": 0, "1": 1}
     assert obs.idle_executor_ids() == {"0"}
+
+
+# A middle stage whose data is cached on executor 0: with short tasks, executor 0 launches the
+# next one before spark.locality.wait (3 s) expires, so executor 1 gets none of them.
+CACHED = [
+    SimStage(0, 0, tasks=12, task_core_s=1.0, idle_before_s=1.0),
+    SimStage(1, 1, tasks=40, task_core_s=0.3, preferred_executors=("0",)),
+    SimStage(2, 2, tasks=12, task_core_s=1.0),
+]
+
+
+def _run_cached(deadline_s: float, *, sees_running_tasks: bool) -> tuple[SimulatedSparkApp, list[dict[str, float]]]:
+    law = DeadlineControlLaw(LawConfig(deadline_s=deadline_s, instances=2, gains=GAINS), profile_at_cores(CACHED, 1.0))
+    app = SimulatedSparkApp(CACHED, seed=2)
+    state = law.initial_state(0.0)
+    in_cached_stage = []
+    while not app.finished and app.t_s < 10 * deadline_s:
+        obs = app.observe()
+        if not sees_running_tasks:
+            obs = replace(obs, active_tasks_by_executor={})
+        state, decision = law.step(state, obs, app.t_s)
+        if decision.stage_id == 1:
+            in_cached_stage.append(dict(decision.cores))
+        app.advance(decision.cores, 1.0)
+    return app, in_cached_stage
+
+
+def test_an_executor_whose_tasks_wait_for_another_s_data_gets_cores_min_and_the_deadline_holds() -> None:
+    at_max = SimulatedSparkApp(CACHED, seed=2)
+    while not at_max.finished:
+        at_max.advance({"0": 1.0, "1": 1.0}, 1.0)
+    deadline_s = at_max.t_s * 1.3
+    app, cached = _run_cached(deadline_s, sees_running_tasks=True)
+    blind_app, blind_cached = _run_cached(deadline_s, sees_running_tasks=False)
+    assert app.t_s <= deadline_s
+    assert blind_app.t_s <= deadline_s
+    # Executor 1 ran nothing in the cached stage: after the two looks that tell it is waiting,
+    # it stays at coresMin, while the law blind to running tasks sees it lag and feeds it.
+    assert len(cached) >= 6
+    assert all(c["1"] == GAINS.cores_min for c in cached[2:])
+    assert sum(c["1"] for c in blind_cached) > 3 * sum(c["1"] for c in cached)
+    assert app.core_seconds < 0.9 * blind_app.core_seconds
+
+
+def _obs(done_by_1: int, running: dict[str, int]) -> ProgressObservation:
+    stage = StageObservation(
+        stage_id=0,
+        name="map",
+        status="ACTIVE",
+        num_tasks=40,
+        completed_tasks=1 + done_by_1,
+        completed_tasks_by_executor={"0": 1, "1": done_by_1},
+        submission_time_s=0.0,
+    )
+    return ProgressObservation(stages=(stage,), executor_ids=("0", "1"), active_tasks_by_executor=running)
+
+
+def test_one_look_between_two_tasks_does_not_idle_an_executor() -> None:
+    profile = profile_at_cores([SimStage(0, 0, tasks=40, task_core_s=1.0)], 1.0)
+    # 40 tasks of 1 core-s in a 30 s deadline: the regulators ask for more than coresMin, and
+    # coresMax (20 s) leaves room to idle a waiting executor.
+    law = DeadlineControlLaw(LawConfig(deadline_s=30.0, instances=2, gains=GAINS), profile)
+    state = law.initial_state(0.0)
+    state, start = law.step(state, _obs(0, {"0": 1, "1": 1}), 0.0)
+    assert start.cores["1"] > GAINS.cores_min
+    # Seen without a task once: it may be between two tasks, its regulator still decides.
+    state, first = law.step(state, _obs(0, {"0": 1, "1": 0}), 1.0)
+    assert first.cores["1"] > GAINS.cores_min
+    # It finished a task since: it was busy, still not waiting.
+    state, second = law.step(state, _obs(1, {"0": 1, "1": 0}), 2.0)
+    assert second.cores["1"] > GAINS.cores_min
+    # Twice without a task and nothing finished in between: waiting, at coresMin.
+    state, third = law.step(state, _obs(1, {"0": 1, "1": 0}), 3.0)
+    assert third.cores["1"] == GAINS.cores_min
+    # The state carries what was seen, so a restarted operator decides the same.
+    resumed = LawState.from_dict(json.loads(json.dumps(state.to_dict())))
+    assert resumed.taskless == {"1": 1}
+    _, again = law.step(resumed, _obs(1, {"0": 1, "1": 0}), 4.0)
+    assert again.cores["1"] == GAINS.cores_min
+    # A task reaches it: its regulator takes over again at once.
+    _, busy = law.step(state, _obs(1, {"0": 1, "1": 1}), 4.0)
+    assert busy.cores["1"] > GAINS.cores_min
+
+
+def test_without_room_before_the_deadline_a_waiting_executor_keeps_its_cores() -> None:
+    # 40 tasks of 1 core-s take 20 s at coresMax: a 21.5 s deadline (D_app 20.4 s) leaves no
+    # period to lose to a task landing on an executor at coresMin.
+    profile = profile_at_cores([SimStage(0, 0, tasks=40, task_core_s=1.0)], 1.0)
+    law = DeadlineControlLaw(LawConfig(deadline_s=21.5, instances=2, gains=GAINS), profile)
+    state = law.initial_state(0.0)
+    state, _ = law.step(state, _obs(0, {"0": 1, "1": 1}), 0.0)
+    for t in (1.0, 2.0, 3.0):
+        state, decision = law.step(state, _obs(1, {"0": 1, "1": 0}), t)
+        assert decision.cores["1"] > GAINS.cores_min
