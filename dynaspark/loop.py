@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from dynaspark.law import DeadlineControlLaw, Decision, LawState
@@ -100,10 +100,8 @@ def control_period(
     sensor: ProgressSensor,
     actuator: CoresActuator,
     now_s: float,
-    *,
-    meter: CpuUsageMeter | None = None,
 ) -> tuple[LawState, Decision, ProgressObservation, Mapping[str, float]]:
-    """Run one period: read progress (and the CPU used, where measured), decide, apply.
+    """Run one period: read progress, decide, apply.
 
     Args:
         law: The control law.
@@ -111,14 +109,11 @@ def control_period(
         sensor: Where progress comes from.
         actuator: Where cores go.
         now_s: Now (seconds since the epoch).
-        meter: Measures the cores each executor used; ``None`` where nothing can.
 
     Returns:
         The next state, the decision, the observation it was made on, and the cores applied.
     """
     obs = sensor.read()
-    if meter is not None:
-        obs = replace(obs, used_cores=dict(meter.used_cores()))
     state, decision = law.step(state, obs, now_s)
     applied = actuator.apply(decision.cores)
     log.debug(
@@ -172,10 +167,12 @@ def run_control_loop(
     while not finished() and clock() - state.start_s < max_s:
         now_s = clock()
         previous_total = sum(applied.values())
-        state, decision, obs, applied = control_period(law, state, sensor, actuator, now_s, meter=meter)
+        # What each executor used over the period that ends now (the law does not read it).
+        used = meter.used_cores() if meter is not None else {}
+        state, decision, obs, applied = control_period(law, state, sensor, actuator, now_s)
         if recorder is not None:
             recorder.record(now_s, obs, previous_total)
-        sample = ControlSample.of(decision, applied, now_s, state.start_s, obs.used_cores)
+        sample = ControlSample.of(decision, applied, now_s, state.start_s, used)
         samples.append(sample)
         if on_sample is not None:
             on_sample(sample, decision)

@@ -58,8 +58,6 @@ class ProgressObservation:
         finished: ``True`` once the application has ended.
         active_tasks_by_executor: Tasks running now on each executor; empty when the source
             does not say (an executor missing from it is then taken to be busy).
-        used_cores: Cores each executor really used over the last period (CPU accounting of
-            its cgroup); empty when nothing measures it.
     """
 
     stages: tuple[StageObservation, ...] = ()
@@ -67,7 +65,6 @@ class ProgressObservation:
     application_id: str | None = None
     finished: bool = False
     active_tasks_by_executor: Mapping[str, int] = field(default_factory=dict)
-    used_cores: Mapping[str, float] = field(default_factory=dict)
 
     @property
     def active_stages(self) -> tuple[StageObservation, ...]:
@@ -92,7 +89,7 @@ class ProgressObservation:
         not_started = sum(s.num_tasks - s.completed_tasks for s in active) - running
         if not active or not_started > 0:
             return frozenset()
-        return frozenset(e for e in self.executor_ids if self.active_tasks_by_executor.get(e, 1) == 0)
+        return self._without_task()
 
     def taskless_executor_ids(self) -> frozenset[str]:
         """Executors that run no task now while others run the active stages' tasks.
@@ -106,6 +103,10 @@ class ProgressObservation:
             return frozenset()
         if sum(self.active_tasks_by_executor.values()) == 0:
             return frozenset()
+        return self._without_task()
+
+    def _without_task(self) -> frozenset[str]:
+        """Executors the source reports with no running task (one it leaves out counts as busy)."""
         return frozenset(e for e in self.executor_ids if self.active_tasks_by_executor.get(e, 1) == 0)
 
     @property
