@@ -124,6 +124,15 @@ class Cluster:
                 found.append(raw)
         return found
 
+    async def wait_for_events(self, name: str, reason: str, timeout_s: float = 5.0) -> list[dict[str, Any]]:
+        """The Events with that reason about ``name`` once there is one (kopf posts them in the background)."""
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while not (found := [e for e in self.events(name) if e.get("reason") == reason]):
+            if asyncio.get_running_loop().time() > deadline:
+                pytest.fail(f"no {reason} Event about {name} in {timeout_s} s")
+            await asyncio.sleep(0.05)
+        return found
+
 
 class RunningOperator:
     """An operator started by :func:`start_operator`."""

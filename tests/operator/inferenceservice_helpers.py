@@ -8,7 +8,6 @@ the ReplicaSet controller would.
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import time
 from collections.abc import AsyncIterator, Callable
@@ -286,9 +285,4 @@ async def wait_for_events(
     cluster: Cluster, reason: str, name: str = "cnn", timeout_s: float = 5.0
 ) -> list[dict[str, Any]]:
     """The Events with that reason about ``name`` once there is one (kopf posts them in the background)."""
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while not (found := events(cluster, reason, name)):
-        if asyncio.get_running_loop().time() > deadline:
-            pytest.fail(f"no {reason} Event about {name} in {timeout_s} s")
-        await asyncio.sleep(0.05)
-    return found
+    return await cluster.wait_for_events(name, reason, timeout_s)

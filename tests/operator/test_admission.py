@@ -75,8 +75,7 @@ async def test_valid_resource_is_accepted_and_pending(plural: str, operator: Run
     assert obj["status"]["phase"] == "Pending"
     assert obj["status"]["observedGeneration"] == 1
     assert "mlscale.dev/finalizer" in obj["metadata"]["finalizers"]
-    reasons = [e.get("reason") for e in cluster.events(body["metadata"]["name"])]
-    assert "Accepted" in reasons
+    assert await cluster.wait_for_events(body["metadata"]["name"], "Accepted")
 
 
 @pytest.mark.parametrize("plural", sorted(INVALID))
@@ -93,7 +92,9 @@ async def test_invalid_resource_is_refused_with_field_path(
     condition = next(c for c in obj["status"]["conditions"] if c["type"] == "Accepted")
     assert condition["reason"] == "InvalidSpec"
     assert field in condition["message"]
-    warnings = [e for e in cluster.events(body["metadata"]["name"]) if e.get("type") == "Warning"]
+    warnings = [
+        e for e in await cluster.wait_for_events(body["metadata"]["name"], "InvalidSpec") if e.get("type") == "Warning"
+    ]
     assert any(field in e.get("message", "") for e in warnings)
 
 

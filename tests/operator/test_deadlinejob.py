@@ -90,7 +90,7 @@ async def test_accepted_job_gets_its_children(operator: RunningOperator, cluster
     assert {"pods", "services", "configmaps"} <= set(role["rules"][0]["resources"])
     assert {"create", "delete", "list", "watch"} <= set(role["rules"][0]["verbs"])
     assert binding["subjects"][0]["name"] == "pagerank-spark"
-    assert "Submitted" in [e.get("reason") for e in cluster.events("pagerank")]
+    assert await cluster.wait_for_events("pagerank", "Submitted")
 
 
 async def test_job_without_image_is_not_submitted(operator: RunningOperator, cluster: Cluster) -> None:
@@ -104,8 +104,7 @@ async def test_job_without_image_is_not_submitted(operator: RunningOperator, clu
     assert "spec.application.image" in submitted["message"]
     assert condition_is(obj, "Accepted", "True")  # valid for `mlscale run`; only a cluster needs an image
     assert await cluster.get(f"{PODS}/pagerank-driver") is None
-    warnings = [e for e in cluster.events("pagerank") if e.get("type") == "Warning"]
-    assert any(e.get("reason") == "ImageMissing" for e in warnings)
+    assert {e.get("type") for e in await cluster.wait_for_events("pagerank", "ImageMissing")} == {"Warning"}
 
 
 async def test_delete_removes_the_application(operator: RunningOperator, cluster: Cluster) -> None:

@@ -84,5 +84,5 @@ async def test_refused_resize_continues_without_vertical_control(
     message = str((condition(obj, "ResizeUnsupported") or {}).get("message"))
     assert "in place" in message
     assert "405" in message or "not allow" in message
-    warnings = [e for e in cluster.events("pagerank") if e.get("type") == "Warning"]
-    assert [e.get("reason") for e in warnings].count("ResizeUnsupported") == 1
+    refused = await cluster.wait_for_events("pagerank", "ResizeUnsupported")
+    assert [e.get("type") for e in refused] == ["Warning"]

@@ -208,7 +208,7 @@ async def test_missing_image_is_refused_without_children(
     assert condition(obj, "Accepted") is not None
     assert (obj or {})["status"]["phase"] == "Pending"
     # At least one Warning (the emulator has no resourceVersion, so kopf may handle a stale event twice).
-    assert {e["type"] for e in events(cluster, "ImageMissing")} == {"Warning"}
+    assert {e["type"] for e in await cluster.wait_for_events("digits", "ImageMissing")} == {"Warning"}
     assert await children(cluster, PODS) == []
 
 

@@ -36,7 +36,7 @@ async def test_restart_resumes_every_resource(kubeconfig: Path, cluster: Cluster
     try:
         await cluster.create(f"{BASE}/deadlinejobs", VALID["deadlinejobs"])
         before = await cluster.wait_for(f"{BASE}/deadlinejobs/pagerank", lambda o: accepted(o) == "True")
-        announced = [e for e in cluster.events("pagerank") if e.get("reason") == "Accepted"]
+        announced = await cluster.wait_for_events("pagerank", "Accepted")
     finally:
         await first.stop()
     assert before is not None
