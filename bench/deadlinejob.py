@@ -13,10 +13,13 @@ slack s in {20 %, 40 %} the deadline is D = T·(1 + s) and four policies run it:
 Reported per run: deadline met, completion / deadline, core-seconds (cores allocated to
 executors × time) and core-seconds relative to static-max, plus CPU seconds really used.
 
-    .venv/bin/python bench/deadlinejob.py [--workloads pagerank kmeans ...] [--slacks 0.2 0.4] [--merge]
+    .venv/bin/python bench/deadlinejob.py [--workloads pagerank kmeans ...] [--slacks 0.2 0.4] [--repeats 3] [--merge]
     .venv/bin/python bench/deadlinejob.py --table     # the README's table from the JSON
 
-``--merge`` replaces only the rows of the workloads run, keeping the others in the JSON.
+``--repeats N`` runs the whole comparison N times, each with its own calibration run (the time
+at coresMax varies from run to run too); the table gives the median of the N runs and, for
+mlscale, the range. ``--merge`` replaces only the rows of the workloads run, keeping the others
+in the JSON.
 
 writes bench/results/deadlinejob.json and bench/results/deadlinejob.png. Needs root (cgroups),
 Java 17 and about one minute per run.
@@ -28,6 +31,7 @@ import argparse
 import json
 import math
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -57,12 +61,20 @@ def load_job(name: str) -> tuple[DeadlineJob, Path]:
 
 
 def row(
-    workload: str, slack: float, policy: str, deadline_s: float, result: RunResult, *, static_max_cs: float
+    workload: str,
+    slack: float,
+    policy: str,
+    deadline_s: float,
+    result: RunResult,
+    *,
+    static_max_cs: float,
+    repeat: int,
 ) -> dict[str, Any]:
     return {
         "workload": workload,
         "slack": slack,
         "policy": policy,
+        "repeat": repeat,
         "deadline_s": round(deadline_s, 2),
         "completion_s": round(result.completion_s, 2),
         "deadline_met": result.exit_code == 0 and result.completion_s <= deadline_s,
@@ -89,31 +101,66 @@ def run(job: DeadlineJob, app: Path, deadline_s: float, settings: RunSettings, *
     return result
 
 
-def markdown_table(rows: list[dict[str, Any]]) -> str:
-    """The README's table: one line per workload and slack, the policies side by side."""
+def summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One policy on one case over its repeats: medians, ranges and how many deadlines were met."""
+    ratios = [r["completion_ratio"] for r in runs]
+    core_s = [r["core_seconds_vs_static_max"] or 0.0 for r in runs]
+    used = [r["cpu_seconds_vs_static_max"] for r in runs if r.get("cpu_seconds_vs_static_max") is not None]
+    return {
+        "n": len(runs),
+        "met": sum(1 for r in runs if r["deadline_met"]),
+        "in_range": sum(1 for r in runs if r["deadline_met"] and r["completion_ratio"] >= 0.9),
+        "ratio": statistics.median(ratios),
+        "ratio_range": (min(ratios), max(ratios)),
+        "core_s": statistics.median(core_s),
+        "core_s_range": (min(core_s), max(core_s)),
+        "used": statistics.median(used) if used else None,
+    }
 
-    def cell(r: dict[str, Any] | None, *, core_s: bool = True) -> str:
-        if r is None:
+
+def cases_of(rows: list[dict[str, Any]]) -> list[tuple[str, float]]:
+    return sorted({(r["workload"], r["slack"]) for r in rows}, key=lambda c: (WORKLOADS.index(c[0]), c[1]))
+
+
+def summaries(rows: list[dict[str, Any]], case: tuple[str, float]) -> dict[str, dict[str, Any]]:
+    """Each policy's :func:`summary` on one case (workload, slack)."""
+    by: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        if (r["workload"], r["slack"]) == case:
+            by.setdefault(r["policy"], []).append(r)
+    return {policy: summary(runs) for policy, runs in by.items()}
+
+
+def markdown_table(rows: list[dict[str, Any]]) -> str:
+    """The README's table: one line per workload and slack, the policies side by side (medians)."""
+
+    def missed(s: dict[str, Any]) -> str:
+        return "" if s["met"] == s["n"] else f" ({s['n'] - s['met']}/{s['n']} missed)"
+
+    def cell(s: dict[str, Any] | None, *, core_s: bool = True, spread: bool = False) -> str:
+        if s is None:
             return "–"
-        ratio = f"{r['completion_ratio']:.3f}" + ("" if r["deadline_met"] else " (missed)")
-        return f"{ratio}, {r['core_seconds_vs_static_max']:.2f}×" if core_s else ratio
+        text = f"{s['ratio']:.3f}"
+        if spread and s["n"] > 1:
+            text += " ({:.3f}–{:.3f})".format(*s["ratio_range"])
+        if core_s:
+            text += f", {s['core_s']:.2f}×"
+            if spread and s["n"] > 1:
+                text += " ({:.2f}–{:.2f})".format(*s["core_s_range"])
+        return text + missed(s)
 
     lines = [
-        "| workload | slack | mlscale C/D, core-s | static coresMax C/D (CPU used) "
+        "| workload | slack | runs | mlscale C/D, core-s | static coresMax C/D (CPU used) "
         "| static average C/D, core-s | dynamic allocation C/D, core-s |",
-        "|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|",
     ]
-    cases = sorted({(r["workload"], r["slack"]) for r in rows}, key=lambda c: (WORKLOADS.index(c[0]), c[1]))
-    for workload, slack in cases:
-        by = {r["policy"]: r for r in rows if (r["workload"], r["slack"]) == (workload, slack)}
+    for workload, slack in cases_of(rows):
+        by = summaries(rows, (workload, slack))
         static = by.get("static-max")
-        used = (
-            ""
-            if static is None or static.get("cpu_seconds_vs_static_max") is None
-            else (f" ({static['cpu_seconds_vs_static_max']:.2f}×)")
-        )
+        used = "" if static is None or static["used"] is None else f" ({static['used']:.2f}×)"
+        runs = max(s["n"] for s in by.values())
         lines.append(
-            f"| {workload} | {round(100 * slack)}% | {cell(by.get('mlscale'))} "
+            f"| {workload} | {round(100 * slack)}% | {runs} | {cell(by.get('mlscale'), spread=True)} "
             f"| {cell(static, core_s=False)}{used} | {cell(by.get('static-avg'))} | {cell(by.get('dynamic'))} |"
         )
     return "\n".join(lines)
@@ -130,25 +177,23 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
         import matplotlib.pyplot as plt
 
     policies = ["mlscale", "static-max", "static-avg", "dynamic"]
-    cases = sorted({(r["workload"], r["slack"]) for r in rows}, key=lambda c: (WORKLOADS.index(c[0]), c[1]))
+    cases = cases_of(rows)
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(max(8, 1.6 * len(cases)), 7), sharex=True)
     width = 0.8 / len(policies)
+    per_case = [summaries(rows, case) for case in cases]
     for i, policy in enumerate(policies):
-        xs, ratio, cs = [], [], []
-        for j, case in enumerate(cases):
-            match = [r for r in rows if (r["workload"], r["slack"]) == case and r["policy"] == policy]
-            if match:
+        xs, found = [], []
+        for j, by in enumerate(per_case):
+            if policy in by:
                 xs.append(j + (i - 1.5) * width)
-                ratio.append(match[0]["completion_ratio"])
-                cs.append(match[0]["core_seconds_vs_static_max"] or 0.0)
-        top.bar(xs, ratio, width, label=policy)
-        bottom.bar(xs, cs, width, label=policy)
-    used = [
-        (j, r["cpu_seconds_vs_static_max"])
-        for j, case in enumerate(cases)
-        for r in rows
-        if (r["workload"], r["slack"]) == case and r["policy"] == "static-max" and r.get("cpu_seconds_vs_static_max")
-    ]
+                found.append(by[policy])
+
+        for axis, key in ((top, "ratio"), (bottom, "core_s")):
+            medians = [s[key] for s in found]
+            low = [m - s[f"{key}_range"][0] for m, s in zip(medians, found, strict=True)]
+            high = [s[f"{key}_range"][1] - m for m, s in zip(medians, found, strict=True)]
+            axis.bar(xs, medians, width, yerr=[low, high], capsize=2, label=policy)
+    used = [(j, by["static-max"]["used"]) for j, by in enumerate(per_case) if by.get("static-max", {}).get("used")]
     if used:
         bottom.scatter(
             [j for j, _ in used],
@@ -156,13 +201,15 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
             marker="_",
             s=900,
             color="black",
-            label="CPU used at static coresMax",
+            label="CPU used at static coresMax (median)",
         )
     top.axhline(1.0, color="tab:red", linestyle=":", label="deadline")
     top.axhline(0.9, color="gray", linestyle=":", label="0.9 · deadline")
     top.set_ylabel("completion / deadline")
+    top.set_ylim(0, 1.3)  # room for the legend above the bars
     bottom.axhline(0.65, color="gray", linestyle=":", label="target 0.65")
     bottom.set_ylabel("core-seconds / static coresMax")
+    bottom.set_ylim(0, 1.45)
     bottom.set_xticks(range(len(cases)), [f"{w}\nslack {int(100 * s)}%" for w, s in cases])
     top.legend(fontsize=8, ncol=3)
     bottom.legend(fontsize=8, ncol=3)
@@ -172,11 +219,51 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
     plt.close(fig)
 
 
+def compare(name: str, slacks: list[float], policies: list[str], *, work: Path, repeat: int) -> list[dict[str, Any]]:
+    """One workload: a calibration run at static coresMax, then every policy at every slack."""
+    job, app = load_job(name)
+    ex = job.spec.executors
+    print(f"{name} (run {repeat + 1}): calibration at static coresMax", flush=True)
+    tag = f"{name}-r{repeat}"
+    calibration = run(
+        job,
+        app,
+        10 * job.spec.deadline,
+        RunSettings(mode="static", use_profile_cache=False),
+        work=work,
+        label=f"{tag}-max",
+    )
+    if calibration.exit_code != 0 or calibration.profile_written is None:
+        print(f"  {name} failed (exit {calibration.exit_code}); see {work / f'{tag}-max' / 'spark.log'}")
+        return []
+    ApplicationProfile.load(Path(calibration.profile_written)).save(
+        cached_profile_path(app, job.spec.application.arguments)
+    )
+    t_max = calibration.completion_s
+    static_max_cs = calibration.core_seconds
+    rows: list[dict[str, Any]] = []
+    for slack in slacks:
+        deadline_s = math.ceil(t_max * (1 + slack))
+        rows.append(row(name, slack, "static-max", deadline_s, calibration, static_max_cs=static_max_cs, repeat=repeat))
+        average = min(ex.cores_max, quantise_cores(math.ceil(ex.cores_max * t_max / deadline_s / 0.05) * 0.05))
+        for policy in policies:
+            if policy == "mlscale":
+                settings = RunSettings(mode="control")
+            elif policy == "static-avg":
+                settings = RunSettings(mode="static", static_cores=average, use_profile_cache=False)
+            else:
+                settings = RunSettings(mode="dynamic", use_profile_cache=False)
+            result = run(job, app, deadline_s, settings, work=work, label=f"{tag}-{int(100 * slack)}-{policy}")
+            rows.append(row(name, slack, policy, deadline_s, result, static_max_cs=static_max_cs, repeat=repeat))
+    return rows
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workloads", nargs="+", default=list(WORKLOADS), choices=WORKLOADS)
     parser.add_argument("--slacks", nargs="+", type=float, default=[0.2, 0.4])
     parser.add_argument("--policies", nargs="+", default=["mlscale", "static-avg", "dynamic"])
+    parser.add_argument("--repeats", type=int, default=1, help="run the whole comparison this many times")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--merge", action="store_true", help="keep the other workloads' rows in the JSON")
     parser.add_argument("--table", action="store_true", help="print the README table from the JSON and stop")
@@ -184,6 +271,8 @@ def main() -> int:
     if args.table:
         print(markdown_table(json.loads((args.out / "deadlinejob.json").read_text())["runs"]))
         return 0
+    if args.repeats < 1:
+        parser.error("--repeats must be 1 or more")
     kept: list[dict[str, Any]] = []
     if args.merge and (args.out / "deadlinejob.json").exists():
         previous = json.loads((args.out / "deadlinejob.json").read_text())["runs"]
@@ -194,56 +283,34 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="mlscale-bench-"))
     rows: list[dict[str, Any]] = []
     started = time.time()
-    for name in args.workloads:
-        job, app = load_job(name)
-        ex = job.spec.executors
-        print(f"{name}: calibration at static coresMax", flush=True)
-        calibration = run(
-            job,
-            app,
-            10 * job.spec.deadline,
-            RunSettings(mode="static", use_profile_cache=False),
-            work=work,
-            label=f"{name}-max",
-        )
-        if calibration.exit_code != 0 or calibration.profile_written is None:
-            print(f"  {name} failed (exit {calibration.exit_code}); see {work / f'{name}-max' / 'spark.log'}")
-            continue
-        ApplicationProfile.load(Path(calibration.profile_written)).save(
-            cached_profile_path(app, job.spec.application.arguments)
-        )
-        t_max = calibration.completion_s
-        for slack in args.slacks:
-            deadline_s = math.ceil(t_max * (1 + slack))
-            rows.append(row(name, slack, "static-max", deadline_s, calibration, static_max_cs=calibration.core_seconds))
-            average = min(ex.cores_max, quantise_cores(math.ceil(ex.cores_max * t_max / deadline_s / 0.05) * 0.05))
-            for policy in args.policies:
-                label = f"{name}-{int(100 * slack)}-{policy}"
-                if policy == "mlscale":
-                    settings = RunSettings(mode="control")
-                elif policy == "static-avg":
-                    settings = RunSettings(mode="static", static_cores=average, use_profile_cache=False)
-                else:
-                    settings = RunSettings(mode="dynamic", use_profile_cache=False)
-                result = run(job, app, deadline_s, settings, work=work, label=label)
-                rows.append(row(name, slack, policy, deadline_s, result, static_max_cs=calibration.core_seconds))
-        args.out.mkdir(parents=True, exist_ok=True)
-        every = kept + rows
-        (args.out / "deadlinejob.json").write_text(
-            json.dumps(
-                {"machine": f"{os.cpu_count()} CPUs", "elapsed_s": round(time.time() - started), "runs": every},
-                indent=2,
+    # Repeats outermost: a slow spell of the machine spreads over the workloads instead of one.
+    for repeat in range(args.repeats):
+        for name in args.workloads:
+            rows += compare(name, args.slacks, args.policies, work=work, repeat=repeat)
+            args.out.mkdir(parents=True, exist_ok=True)
+            every = kept + rows
+            (args.out / "deadlinejob.json").write_text(
+                json.dumps(
+                    {
+                        "machine": f"{os.cpu_count()} CPUs",
+                        "repeats": args.repeats,
+                        "elapsed_s": round(time.time() - started),
+                        "runs": every,
+                    },
+                    indent=2,
+                )
+                + "\n"
             )
-            + "\n"
-        )
-        plot(every, args.out / "deadlinejob.png")
-    header = f"{'workload':15s} {'slack':>5s} {'policy':11s} {'met':>4s} {'C/D':>6s} {'core-s':>7s} {'vs max':>7s}"
-    print(header + f" {'cpu/max':>7s}")
+            plot(every, args.out / "deadlinejob.png")
+    print(
+        f"{'workload':15s} {'run':>3s} {'slack':>5s} {'policy':11s} {'met':>4s} {'C/D':>6s} "
+        f"{'core-s':>7s} {'vs max':>7s} {'cpu/max':>7s}"
+    )
     for r in rows:
         print(
-            f"{r['workload']:15s} {r['slack']:5.1f} {r['policy']:11s} {'yes' if r['deadline_met'] else 'NO':>4s} "
-            f"{r['completion_ratio']:6.3f} {r['core_seconds']:7.1f} {r['core_seconds_vs_static_max'] or 0:7.3f} "
-            f"{r['cpu_seconds_vs_static_max'] or 0:7.3f}"
+            f"{r['workload']:15s} {r['repeat'] + 1:3d} {r['slack']:5.1f} {r['policy']:11s} "
+            f"{'yes' if r['deadline_met'] else 'NO':>4s} {r['completion_ratio']:6.3f} {r['core_seconds']:7.1f} "
+            f"{r['core_seconds_vs_static_max'] or 0:7.3f} {r['cpu_seconds_vs_static_max'] or 0:7.3f}"
         )
     print(f"results: {args.out / 'deadlinejob.json'} {args.out / 'deadlinejob.png'}")
     return 0
