@@ -38,8 +38,14 @@ from controllers.deadlinejob_status import (
     is_true,
     period_status,
 )
-from controllers.executor_pods import PodCoresActuator, available_cores, executor_pods
-from controllers.kube import KubeApi, KubeError, core_path, group_path, patch_status, scoped_api
+from controllers.executor_pods import (
+    ExecutorPod,
+    PodCoresActuator,
+    available_cores,
+    executor_cpu_usage,
+    executor_pods,
+)
+from controllers.kube import KubeApi, KubeError, NotFoundError, core_path, group_path, patch_status, scoped_api
 from controllers.sparkpods import driver_pod_name, driver_service_name
 from controllers.stage_profiles import load_profile, profile_configmap_name, save_profile
 from dynaspark.api import DeadlineJob
@@ -56,6 +62,8 @@ log = logging.getLogger(__name__)
 DEFAULT_UI_URL = "http://{service}.{namespace}.svc:4040"
 IDLE_PERIOD_S = 1.0
 """How often a job that cannot run yet (not accepted, no image) is looked at again."""
+USAGE_RETRY_S = 60.0
+"""How long the loop goes without asking for the executors' CPU usage after the metrics API failed."""
 """How soon a waiting loop notices that kopf asked it to stop."""
 
 
@@ -116,6 +124,8 @@ class JobRun:
         profile: The stage profile planned with, if there is one.
         recorder: Records this run's stage profile; ``None`` when the loop joined a run that
             had already started (after an operator restart), whose early stages it did not see.
+        usage_retry_s: When the executors' CPU usage may be asked for again, after the resource
+            metrics API failed (a cluster without metrics-server has none).
     """
 
     def __init__(self, api: KubeApi, body: kopf.Body, memo: kopf.Memo) -> None:
@@ -129,6 +139,7 @@ class JobRun:
         self.state: LawState | None = None
         self.profile: ApplicationProfile | None = None
         self.recorder: ProfileRecorder | None = None
+        self.usage_retry_s = 0.0
 
     async def period(self, obj: dict[str, Any]) -> tuple[float, bool]:
         """One step of the state machine.
@@ -220,11 +231,34 @@ class JobRun:
             capacity,
             decision.at_risk,
         )
+        used = await self.cpu_usage(job, pods, now_s)
         return {
-            **period_status(decision, obs, applied, core_seconds),
+            **period_status(decision, obs, applied, core_seconds, used),
             "controlState": state.to_dict(),
             "conditions": [c.model_dump(mode="json", by_alias=True, exclude_none=True) for c in conditions],
         }
+
+    async def cpu_usage(self, job: DeadlineJob, pods: dict[str, ExecutorPod], now_s: float) -> dict[str, float]:
+        """The CPU each executor used, from the resource metrics API; empty while it cannot be read."""
+        if now_s < self.usage_retry_s or not pods:
+            return {}
+        try:
+            return await executor_cpu_usage(self.api, self.namespace, self.name, pods)
+        except (KubeError, aiohttp.ClientError) as exc:
+            self.usage_retry_s = now_s + USAGE_RETRY_S
+            why = (
+                "the cluster serves no metrics.k8s.io (install metrics-server)"
+                if isinstance(exc, NotFoundError)
+                else exc
+            )
+            log.info(
+                "%s/%s: executors' CPU usage not reported (%s); asking again in %.0f s",
+                self.namespace,
+                self.name,
+                why,
+                USAGE_RETRY_S,
+            )
+            return {}
 
     async def start(
         self, job: DeadlineJob, status: dict[str, Any], conditions: list[Condition], *, now: dt.datetime
@@ -289,6 +323,7 @@ class JobRun:
             "completionTime": at_epoch(end_s),
             "allocatedCores": 0.0,
             "executors": [],
+            "usedCores": None,
             "predictedCompletionTime": None,
             "slackSeconds": round(deadline_s - end_s, 1),
             "coreSeconds": round(core_seconds, 2),

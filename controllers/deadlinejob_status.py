@@ -45,17 +45,30 @@ def period_status(
     obs: ProgressObservation,
     applied: Mapping[str, float],
     core_seconds: float,
+    used: Mapping[str, float] | None = None,
 ) -> dict[str, Any]:
-    """The figures of one period: progress, stage, allocation, prediction, slack, core-seconds."""
+    """The figures of one period: progress, stage, allocation, CPU used, prediction, slack, core-seconds.
+
+    ``used`` is the CPU each executor used, where the resource metrics API measured it.
+    """
     predicted = decision.predicted_completion_s
+    used = used or {}
+    executors = []
+    for e, c in sorted(applied.items(), key=lambda item: (len(item[0]), item[0])):
+        executor: dict[str, Any] = {
+            "id": e,
+            "cores": round(c, 3),
+            "progress": round(decision.executor_progress.get(e, 0.0), 4),
+        }
+        if e in used:
+            executor["usedCores"] = round(used[e], 3)
+        executors.append(executor)
     return {
         "progress": round(min(1.0, max(0.0, decision.app_progress)), 4),
         "stage": stage_text(decision, obs),
         "allocatedCores": round(sum(applied.values()), 3),
-        "executors": [
-            {"id": e, "cores": round(c, 3), "progress": round(decision.executor_progress.get(e, 0.0), 4)}
-            for e, c in sorted(applied.items(), key=lambda item: (len(item[0]), item[0]))
-        ],
+        "usedCores": round(sum(used.values()), 3) if used else None,
+        "executors": executors,
         "predictedCompletionTime": None if predicted is None else at_epoch(predicted),
         "slackSeconds": None if predicted is None else round(decision.deadline_at_s - predicted, 1),
         "coreSeconds": round(core_seconds, 2),

@@ -1,4 +1,4 @@
-"""A DeadlineJob's executor pods: finding them, the cores their nodes can give, resizing them in place.
+"""A DeadlineJob's executor pods: finding them, their nodes' cores, the CPU they used, resizing them.
 
 :class:`PodCoresActuator` is the Kubernetes adapter of :class:`dynaspark.ports.CoresActuator`:
 it gives each executor its cores by resizing its pod (``pods/{name}/resize``). The port is
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -27,12 +28,15 @@ from controllers.kube import (
     resize_pod_cpu,
 )
 from controllers.sparkpods import EXECUTOR_CONTAINER, SPARK_EXEC_ID_LABEL, executor_labels
+from mlscale.units import QuantityError, parse_cpu_usage
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 _ENDED = ("Succeeded", "Failed")
 _CALL_TIMEOUT_S = 30.0
+METRICS_API = "/apis/metrics.k8s.io/v1beta1"
+"""The resource metrics API (served by metrics-server), where the kubelet's CPU measurements are read."""
 
 
 @dataclass(frozen=True)
@@ -105,6 +109,35 @@ async def available_cores(api: KubeApi, pods: Mapping[str, ExecutorPod]) -> floa
         )
         total += max(0.0, allocatable - used)
     return total
+
+
+async def executor_cpu_usage(
+    api: KubeApi, namespace: str, job_name: str, pods: Mapping[str, ExecutorPod]
+) -> dict[str, float]:
+    """The CPU each executor used, in cores, as the resource metrics API last measured it.
+
+    metrics-server averages the kubelet's measurements over its window (10 s or more), so the
+    figure trails the control period; executors it has not measured yet are left out.
+
+    Raises:
+        KubeError: when the cluster serves no resource metrics API (``NotFoundError``) or
+            refuses to answer.
+    """
+    items = await api.list(f"{METRICS_API}/namespaces/{namespace}/pods", executor_labels(job_name))
+    executor_of = {p.pod: e for e, p in pods.items()}
+    used: dict[str, float] = {}
+    for item in items:
+        executor = executor_of.get(str((item.get("metadata") or {}).get("name")))
+        usages: list[str | int | float] = [
+            cpu for c in item.get("containers") or [] if (cpu := (c.get("usage") or {}).get("cpu")) is not None
+        ]
+        if executor is None or not usages:
+            continue
+        try:
+            used[executor] = math.fsum(parse_cpu_usage(u) for u in usages)
+        except QuantityError as exc:
+            log.debug("unreadable CPU usage of pod %s: %s", item.get("metadata"), exc)
+    return used
 
 
 class PodCoresActuator:

@@ -123,6 +123,9 @@ class ExecutorAllocation(StatusModel):
     """Cores allocated."""
     progress: float = 0.0
     """Completed share of the executor's tasks in the current stage (0..1)."""
+    used_cores: float | None = None
+    """CPU the executor used, in cores, as the resource metrics API (metrics-server) last measured
+    it over its window; absent where the cluster has no such API."""
 
 
 class DeadlineJobStatus(StatusModel):
@@ -146,6 +149,9 @@ class DeadlineJobStatus(StatusModel):
     """The stage now running."""
     allocated_cores: float | None = None
     """Cores allocated to all executors now."""
+    used_cores: float | None = None
+    """CPU all executors used, as the resource metrics API (metrics-server) last measured it;
+    absent where the cluster has no such API."""
     executors: list[ExecutorAllocation] = Field(default_factory=list)
     """Per-executor allocation."""
     predicted_completion_time: dt.datetime | None = None

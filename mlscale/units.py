@@ -103,6 +103,26 @@ def parse_cpu(value: str | int | float) -> float:
     return float(text)
 
 
+_USAGE_SCALE = {"n": 1e-9, "u": 1e-6, "m": 1e-3, "": 1.0}
+
+
+def parse_cpu_usage(value: str | int | float) -> float:
+    """Parse a measured CPU usage, as the resource metrics API reports it, into cores.
+
+    Measurements come finer than requests do: ``"123456789n"`` (nanocores), ``"250u"``,
+    ``"250m"``, ``"1"``.
+
+    Raises:
+        QuantityError: when the text is not such a quantity.
+    """
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return parse_cpu(value)
+    match = re.fullmatch(r"([0-9]+(?:\.[0-9]+)?)([num]?)", str(value).strip())
+    if match is None:
+        raise QuantityError(f"{value!r} is not a measured CPU quantity (like '123456789n', '250m' or '1')")
+    return float(match.group(1)) * _USAGE_SCALE[match.group(2)]
+
+
 def format_cpu(cores: float) -> str:
     """Format cores as a Kubernetes quantity in millicores (``1.5`` → ``"1500m"``, ``2`` → ``"2"``)."""
     millis = round(cores * 1000)

@@ -33,6 +33,8 @@ NAMESPACED_NEEDS = {
     *(("", r, "deletecollection") for r in ("pods", "services", "configmaps", "persistentvolumeclaims")),
     ("", "pods/resize", "get"),
     ("", "pods/resize", "patch"),
+    ("metrics.k8s.io", "pods", "get"),
+    ("metrics.k8s.io", "pods", "list"),
     *(("", "serviceaccounts", v) for v in ("get", "list", "create", "delete")),
     *(("rbac.authorization.k8s.io", r, v) for r in ("roles", "rolebindings") for v in ("get", "create", "delete")),
     *(("apps", "deployments", v) for v in CRUD),

@@ -84,6 +84,9 @@ async def test_running_job_resizes_executors_to_the_laws_cores(
     assert condition_is(obj, "Contended", "False")
     assert condition_is(obj, "ProfileMissing", "True")
     DeadlineJobStatus.model_validate(status)  # every field written is one the CRD knows
+    # This cluster serves no resource metrics API: no CPU usage is reported, nothing else suffers.
+    assert "usedCores" not in status
+    assert not any("usedCores" in e for e in status["executors"])
     assert len(await cluster.wait_for_events("pagerank", "Running")) == 1
 
     metrics_url = f"http://127.0.0.1:{operator.memo['metrics_port']}/metrics"
@@ -91,6 +94,46 @@ async def test_running_job_resizes_executors_to_the_laws_cores(
         text = await response.text()
     assert f'mlscale_deadlinejob_allocated_cores{{name="pagerank",namespace="{NAMESPACE}"}}' in text
     assert 'mlscale_resources{kind="DeadlineJob",phase="Running"} 1.0' in text
+
+
+async def test_cpu_the_executors_used_is_read_from_the_resource_metrics_api(
+    operator: RunningOperator, cluster: Cluster, driver: FakeSparkDriver
+) -> None:
+    # metrics-server's API, with what it would have measured of each executor's container.
+    cluster.emulator.resources["metrics.k8s.io/v1beta1/pods"] = kmock.ResourceInfo(
+        kind="PodMetrics", singular="pod", namespaced=True, verbs={"get", "list", "create"}
+    )
+    await start_running(cluster, driver)
+    usage = {"1": "412000000n", "2": "730m"}
+    for executor_id, cpu in usage.items():
+        pod = await cluster.get(f"{PODS}/pagerank-exec-{executor_id}")
+        labels = (pod or {})["metadata"]["labels"]  # metrics-server copies the pod's labels
+        await cluster.create(
+            f"/apis/metrics.k8s.io/v1beta1/namespaces/{NAMESPACE}/pods",
+            {
+                "apiVersion": "metrics.k8s.io/v1beta1",
+                "kind": "PodMetrics",
+                "metadata": {"name": f"pagerank-exec-{executor_id}", "namespace": NAMESPACE, "labels": labels},
+                "window": "15s",
+                "containers": [{"name": "executor", "usage": {"cpu": cpu, "memory": "301236Ki"}}],
+            },
+        )
+    obj = await cluster.wait_for(job_path(), lambda o: status_of(o).get("usedCores") is not None)
+    status = status_of(obj)
+    assert {e["id"]: e.get("usedCores") for e in status["executors"]} == {"1": 0.412, "2": 0.73}
+    assert status["usedCores"] == pytest.approx(1.142)
+    DeadlineJobStatus.model_validate(status)
+
+    metrics_url = f"http://127.0.0.1:{operator.memo['metrics_port']}/metrics"
+    async with aiohttp.ClientSession() as http, http.get(metrics_url) as response:
+        text = await response.text()
+    assert f'mlscale_deadlinejob_used_cores{{name="pagerank",namespace="{NAMESPACE}"}} 1.142' in text
+
+    # When the application ends, the figure goes with the executors.
+    driver.complete_stage(0)
+    await set_driver_phase(cluster, "Succeeded")
+    obj = await cluster.wait_for(job_path(), lambda o: status_of(o).get("phase") == "Succeeded")
+    assert "usedCores" not in status_of(obj)
 
 
 async def test_restarted_operator_resumes_from_the_status(

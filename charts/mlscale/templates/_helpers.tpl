@@ -123,6 +123,10 @@ deployments), the events it posts and, with peering, the namespaced peering obje
 - apiGroups: [""]
   resources: ["pods/resize"]
   verbs: ["get", "patch"]
+# The CPU each executor used, as metrics-server measures it (reported in a DeadlineJob's status).
+- apiGroups: ["metrics.k8s.io"]
+  resources: ["pods"]
+  verbs: ["get", "list"]
 # The Spark driver runs under its own ServiceAccount, Role and RoleBinding, one per DeadlineJob.
 - apiGroups: [""]
   resources: ["serviceaccounts"]

@@ -7,6 +7,7 @@ from mlscale.units import (
     format_cpu,
     format_duration,
     parse_cpu,
+    parse_cpu_usage,
     parse_duration,
     parse_memory,
     spark_memory,
@@ -36,6 +37,19 @@ def test_cpu_quantities_parse_to_cores(text: str | int, cores: float) -> None:
 def test_bad_cpu_quantities_are_refused(text: str) -> None:
     with pytest.raises(QuantityError, match="500m"):
         parse_cpu(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "cores"), [("412000000n", 0.412), ("250u", 0.00025), ("730m", 0.73), ("1", 1.0), ("0", 0.0), (1.5, 1.5)]
+)
+def test_measured_cpu_usage_parses_to_cores(text: str | float, cores: float) -> None:
+    assert parse_cpu_usage(text) == pytest.approx(cores)
+
+
+@pytest.mark.parametrize("text", ["12k", "n", "-5n", ""])
+def test_bad_measured_cpu_usage_is_refused(text: str) -> None:
+    with pytest.raises(QuantityError, match="123456789n"):
+        parse_cpu_usage(text)
 
 
 @pytest.mark.parametrize(("cores", "text"), [(1.5, "1500m"), (2.0, "2"), (0.05, "50m")])
