@@ -48,7 +48,8 @@ from dynaspark.local import resolve_application  # noqa: E402
 from dynaspark.profile import ApplicationProfile  # noqa: E402
 from dynaspark.profile_cache import cached_profile_path  # noqa: E402
 from dynaspark.regulator import quantise_cores  # noqa: E402
-from dynaspark.runner import RunResult, RunSettings, run_deadline_job  # noqa: E402
+from dynaspark.runner import RunResult, RunSettings, report_of, run_deadline_job  # noqa: E402
+from mlscale.report import write_report_json  # noqa: E402
 
 WORKLOADS = ("pagerank", "kmeans", "sortbykey", "aggregatebykey")
 RESULTS = REPO / "bench" / "results"
@@ -97,6 +98,8 @@ def run(job: DeadlineJob, app: Path, deadline_s: float, settings: RunSettings, *
     job.spec.deadline = deadline_s
     print(f"  {label}: deadline {deadline_s:.0f} s ...", end="", flush=True)
     result = run_deadline_job(job, app, work / label, settings)
+    # Each run's own report (its per-period samples) next to its Spark log, to look into a figure.
+    write_report_json(work / label, report_of(job, result, settings))
     print(f" {result.completion_s:.1f} s, {result.core_seconds:.0f} core-s, {result.phase}", flush=True)
     return result
 
@@ -281,6 +284,7 @@ def main() -> int:
     cache = Path(tempfile.mkdtemp(prefix="mlscale-bench-cache-"))
     os.environ["MLSCALE_CACHE_DIR"] = str(cache)  # a clean profile cache: profiles come from the calibration runs
     work = Path(tempfile.mkdtemp(prefix="mlscale-bench-"))
+    print(f"each run's report.json and spark.log go under {work}", flush=True)
     rows: list[dict[str, Any]] = []
     started = time.time()
     # Repeats outermost: a slow spell of the machine spreads over the workloads instead of one.
