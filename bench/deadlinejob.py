@@ -89,6 +89,9 @@ def row(
             None if result.cpu_seconds is None or static_max_cs <= 0 else round(result.cpu_seconds / static_max_cs, 4)
         ),
         "exit_code": result.exit_code,
+        # False when the loop never reached the driver's REST API: nothing was controlled or
+        # counted, and the run is left out of the table.
+        "observed": result.application_id is not None,
         "conditions": result.messages,
     }
 
@@ -100,7 +103,8 @@ def run(job: DeadlineJob, app: Path, deadline_s: float, settings: RunSettings, *
     result = run_deadline_job(job, app, work / label, settings)
     # Each run's own report (its per-period samples) next to its Spark log, to look into a figure.
     write_report_json(work / label, report_of(job, result, settings))
-    print(f" {result.completion_s:.1f} s, {result.core_seconds:.0f} core-s, {result.phase}", flush=True)
+    unobserved = "" if result.application_id is not None else " UNOBSERVED (left out of the table)"
+    print(f" {result.completion_s:.1f} s, {result.core_seconds:.0f} core-s, {result.phase}{unobserved}", flush=True)
     return result
 
 
@@ -129,7 +133,7 @@ def summaries(rows: list[dict[str, Any]], case: tuple[str, float]) -> dict[str, 
     """Each policy's :func:`summary` on one case (workload, slack)."""
     by: dict[str, list[dict[str, Any]]] = {}
     for r in rows:
-        if (r["workload"], r["slack"]) == case:
+        if (r["workload"], r["slack"]) == case and r.get("observed", True):
             by.setdefault(r["policy"], []).append(r)
     return {policy: summary(runs) for policy, runs in by.items()}
 

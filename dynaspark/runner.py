@@ -272,13 +272,18 @@ def run_deadline_job(
         result.profile_written = str(recorded.save(report_dir / "profile.json"))
         if settings.use_profile_cache and profile is None and cached_path is not None:
             result.profile_cached = str(recorded.save(cached_path))
-    result.messages = _messages(result, profile, settings)
+    result.messages = run_messages(result, profile, settings)
     return result
 
 
-def _messages(result: RunResult, profile: ApplicationProfile | None, settings: RunSettings) -> list[str]:
+def run_messages(result: RunResult, profile: ApplicationProfile | None, settings: RunSettings) -> list[str]:
     """The conditions a user should hear about."""
     messages = []
+    if result.application_id is None and not settings.uncontrolled:
+        messages.append(
+            "Unobserved: the driver's REST API never answered, so no executor was controlled or measured "
+            "(spark.log says where the Spark UI started)"
+        )
     if settings.mode == "control" and profile is None:
         messages.append("ProfileMissing: no stage profile yet, stages were planned on task counts")
     if any(s.at_risk for s in result.samples):

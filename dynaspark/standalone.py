@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -39,8 +40,37 @@ def spark_home() -> Path:
     return Path(pyspark.__file__).resolve().parent
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that is free now."""
+EPHEMERAL_RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+_LOWEST_PORT = 10000
+
+
+def ephemeral_port_range(path: Path = EPHEMERAL_RANGE_FILE) -> tuple[int, int]:
+    """The ports the kernel hands out to a bind on port 0 (Linux's default where it cannot be read)."""
+    try:
+        low, high = (int(v) for v in path.read_text().split()[:2])
+    except (OSError, ValueError):
+        return 32768, 60999
+    return low, high
+
+
+def free_port(range_file: Path = EPHEMERAL_RANGE_FILE) -> int:
+    """A TCP port on 127.0.0.1 that is free now, outside the kernel's ephemeral range.
+
+    The port is chosen here and bound later by a Spark process. Spark binds its other services
+    (the driver's RPC endpoint, the block managers) to port 0, so a port from the ephemeral
+    range could be handed to one of them in between; the Spark UI would then move to the next
+    port and the loop would read nothing. Below that range only explicit binds compete.
+    """
+    low, _ = ephemeral_port_range(range_file)
+    candidates = list(range(_LOWEST_PORT, low)) if low > _LOWEST_PORT + 100 else []
+    random.shuffle(candidates)
+    for port in candidates[:200]:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from dynaspark import local
+from dynaspark import local, runner
 from dynaspark.api import DeadlineJob
 from dynaspark.law import DeadlineControlLaw, LawConfig
 from dynaspark.loop import ControlSample
@@ -115,3 +115,16 @@ def test_a_missing_application_file_is_named(tmp_path: Path, capsys: pytest.Capt
     code = local.run_local(_job(), LocalRunOptions(report_dir=tmp_path / "r", source=tmp_path / "job.yaml"))
     assert code == local.EXIT_CANNOT_RUN
     assert "job.py does not exist" in capsys.readouterr().err
+
+
+def test_a_run_whose_driver_never_answered_says_it_was_not_controlled() -> None:
+    def result(application_id: str | None) -> RunResult:
+        return RunResult("Succeeded", 60.0, 30.0, 0, 0.0, 60.0, 0.0, [], application_id=application_id)
+
+    unobserved = runner.run_messages(result(None), None, RunSettings(mode="static"))
+    assert any(m.startswith("Unobserved:") and "REST API" in m for m in unobserved), unobserved
+    observed = runner.run_messages(result("app-1"), None, RunSettings(mode="static"))
+    assert not any(m.startswith("Unobserved:") for m in observed)
+    # Asked to run without cgroups, nothing is controlled anyway: no alarm.
+    uncontrolled = runner.run_messages(result(None), None, RunSettings(mode="static", uncontrolled=True))
+    assert not any(m.startswith("Unobserved:") for m in uncontrolled)
