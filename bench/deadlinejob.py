@@ -113,6 +113,8 @@ def summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
     ratios = [r["completion_ratio"] for r in runs]
     core_s = [r["core_seconds_vs_static_max"] or 0.0 for r in runs]
     used = [r["cpu_seconds_vs_static_max"] for r in runs if r.get("cpu_seconds_vs_static_max") is not None]
+    # What the policy allocated per CPU-second its executors really used (1.0: nothing idle).
+    allocated_per_used = [r["core_seconds"] / r["cpu_seconds"] for r in runs if r.get("cpu_seconds")]
     return {
         "n": len(runs),
         "met": sum(1 for r in runs if r["deadline_met"]),
@@ -122,6 +124,7 @@ def summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "core_s": statistics.median(core_s),
         "core_s_range": (min(core_s), max(core_s)),
         "used": statistics.median(used) if used else None,
+        "allocated_per_used": statistics.median(allocated_per_used) if allocated_per_used else None,
     }
 
 
@@ -158,17 +161,22 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
 
     lines = [
         "| workload | slack | runs | mlscale C/D, core-s | static coresMax C/D (CPU used) "
-        "| static average C/D, core-s | dynamic allocation C/D, core-s |",
-        "|---|---|---|---|---|---|---|",
+        "| static average C/D, core-s | dynamic allocation C/D, core-s | allocated ÷ used: mlscale, static coresMax |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for workload, slack in cases_of(rows):
         by = summaries(rows, (workload, slack))
         static = by.get("static-max")
         used = "" if static is None or static["used"] is None else f" ({static['used']:.2f}×)"
         runs = max(s["n"] for s in by.values())
+        per_used = " / ".join(
+            "–" if by.get(p, {}).get("allocated_per_used") is None else f"{by[p]['allocated_per_used']:.2f}"
+            for p in ("mlscale", "static-max")
+        )
         lines.append(
             f"| {workload} | {round(100 * slack)}% | {runs} | {cell(by.get('mlscale'), spread=True)} "
-            f"| {cell(static, core_s=False)}{used} | {cell(by.get('static-avg'))} | {cell(by.get('dynamic'))} |"
+            f"| {cell(static, core_s=False)}{used} | {cell(by.get('static-avg'))} | {cell(by.get('dynamic'))} "
+            f"| {per_used} |"
         )
     return "\n".join(lines)
 
