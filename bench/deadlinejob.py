@@ -118,7 +118,6 @@ def summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "n": len(runs),
         "met": sum(1 for r in runs if r["deadline_met"]),
-        "in_range": sum(1 for r in runs if r["deadline_met"] and r["completion_ratio"] >= 0.9),
         "ratio": statistics.median(ratios),
         "ratio_range": (min(ratios), max(ratios)),
         "core_s": statistics.median(core_s),

@@ -64,7 +64,6 @@ IDLE_PERIOD_S = 1.0
 """How often a job that cannot run yet (not accepted, no image) is looked at again."""
 USAGE_RETRY_S = 60.0
 """How long the loop goes without asking for the executors' CPU usage after the metrics API failed."""
-"""How soon a waiting loop notices that kopf asked it to stop."""
 
 
 def driver_ui_url(job_name: str, namespace: str) -> str:
@@ -231,14 +230,14 @@ class JobRun:
             capacity,
             decision.at_risk,
         )
-        used = await self.cpu_usage(job, pods, now_s)
+        used = await self.cpu_usage(pods, now_s)
         return {
             **period_status(decision, obs, applied, core_seconds, used),
             "controlState": state.to_dict(),
             "conditions": [c.model_dump(mode="json", by_alias=True, exclude_none=True) for c in conditions],
         }
 
-    async def cpu_usage(self, job: DeadlineJob, pods: dict[str, ExecutorPod], now_s: float) -> dict[str, float]:
+    async def cpu_usage(self, pods: dict[str, ExecutorPod], now_s: float) -> dict[str, float]:
         """The CPU each executor used, from the resource metrics API; empty while it cannot be read."""
         if now_s < self.usage_retry_s or not pods:
             return {}
