@@ -272,7 +272,13 @@ class JobRun:
         else:
             self.state = LawState(start_s=start_s)
             source = f"{job.spec.application.main_application_file} {job.spec.application.arguments}"
-            self.recorder = ProfileRecorder(start_s, ex.instances * ex.cores_max, source=source)
+            self.recorder = ProfileRecorder(
+                start_s,
+                ex.instances * ex.cores_max,
+                source=source,
+                task_slots=ex.instances * ex.task_slots,
+                executor_slots=ex.task_slots,
+            )
         profile_name = str(status.get("profile") or profile_configmap_name(job))
         self.profile = await load_profile(self.api, self.namespace, profile_name)
         generation = job.metadata.generation

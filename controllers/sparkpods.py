@@ -10,7 +10,6 @@ executors call back and the operator reads progress from (port 4040, Spark's RES
 
 from __future__ import annotations
 
-import math
 import os
 from typing import Any
 
@@ -69,11 +68,6 @@ def executor_labels(job_name: str) -> dict[str, str]:
     return child_labels(KIND, job_name, "executor")
 
 
-def task_slots(cores_max: float) -> int:
-    """Task slots of an executor: coresMax rounded up (at least one)."""
-    return max(1, math.ceil(cores_max - 1e-9))
-
-
 def application_path(main_application_file: str) -> str:
     """The application as ``spark-submit`` inside the image reads it (``local://`` means a path in the image)."""
     return main_application_file.removeprefix("local://")
@@ -103,7 +97,7 @@ def spark_conf(job: DeadlineJob, namespace: str) -> dict[str, str]:
             "spark.driver.blockManager.port": str(BLOCK_MANAGER_PORT),
             "spark.ui.port": str(UI_PORT),
             "spark.ui.showConsoleProgress": "false",
-            "spark.executor.cores": str(task_slots(ex.cores_max)),
+            "spark.executor.cores": str(ex.task_slots),
             "spark.executor.instances": str(ex.instances),
             "spark.executor.memory": spark_memory(ex.memory),
             "spark.dynamicAllocation.enabled": "false",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 from typing import Any, Final, Literal
 
 from pydantic import Field, model_validator
@@ -63,6 +64,11 @@ class Executors(ApiModel):
     def _core_range(self) -> Executors:
         check_core_range(self.cores_min, self.cores_max)
         return self
+
+    @property
+    def task_slots(self) -> int:
+        """Task slots of one executor (``spark.executor.cores``): coresMax rounded up, at least one."""
+        return max(1, math.ceil(self.cores_max - 1e-9))
 
 
 class Driver(ApiModel):

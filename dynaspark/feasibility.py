@@ -3,7 +3,8 @@
 Two estimates, pure functions over plain numbers:
 
 * with a profile, the profiled durations (normalised to the profile's nominal cores) scaled
-  to the cores available, plus the profiled idle time that cores cannot shorten;
+  to the cores available, except their latency, plus the profiled idle time: neither is
+  shortened by cores;
 * without one, the core-seconds the running stage has used so far extrapolated to its end
   and to the stages Spark has announced (later jobs are unknown, so this errs early).
 """
@@ -50,13 +51,13 @@ def completion_at_cores_from_profile(
         if stage.stage_id in completed_stage_ids:
             continue
         if stage.stage_id == current_stage_id:
-            remaining_s += stage.duration_s * (1.0 - min(1.0, max(0.0, current_fraction_done))) * scale
+            remaining_s += stage.duration_at_s(scale) * (1.0 - min(1.0, max(0.0, current_fraction_done)))
         elif current_stage_id is None or stage.stage_id > current_stage_id:
             idle_s = stage.idle_before_s
             if current_stage_id is None and next_stage:
                 idle_s = max(0.0, idle_s - idle_elapsed_s)
                 next_stage = False
-            remaining_s += stage.duration_s * scale + idle_s
+            remaining_s += stage.duration_at_s(scale) + idle_s
     return now_s + remaining_s
 
 

@@ -197,6 +197,10 @@ class DeadlineControlLaw:
         # between (one look could fall in the instant between two of its tasks).
         done_by = {e: sum(s.completed_tasks_by_executor.get(e, 0) for s in active) for e in executors}
         taskless = {e: done_by[e] for e in obs.taskless_executor_ids() if e in done_by}
+        if not taskless and obs.active_tasks_by_executor and not any(obs.active_tasks_by_executor.values()):
+            # A look at the instant when no executor runs a task says nothing new: an executor
+            # that was waiting and has completed nothing since is waiting still.
+            taskless = {e: d for e, d in state.taskless.items() if done_by.get(e) == d}
         waiting = {e for e, done in taskless.items() if not new_stage and state.taskless.get(e) == done}
         if not self._room_to_idle_waiting(obs, current, predicted, app_deadline_s):
             waiting = set()
@@ -274,13 +278,19 @@ class DeadlineControlLaw:
         return (g.cores_min + g.cores_max) / 2.0
 
     def _feed_forward_cores(self, plan: StagePlan, n_executors: int) -> float | None:
-        """Cores per executor that would finish the profiled stage exactly at its deadline."""
+        """Cores per executor that would finish the profiled stage exactly at its deadline.
+
+        Only the stage's scalable part takes longer on fewer cores; its latency takes the same.
+        """
         if self.profile is None or not plan.on_profile or n_executors <= 0:
             return None
         stage = self.profile.stage(plan.stage_id)
         if stage is None:
             return None
-        return stage.duration_s * self.profile.nominal_cores / plan.duration_s / n_executors
+        stretched_s = plan.duration_s - min(stage.latency_s, stage.duration_s)
+        if stretched_s <= 0.0:
+            return None
+        return stage.scalable_s * self.profile.nominal_cores / stretched_s / n_executors
 
     def _share(self, requested: dict[str, float]) -> tuple[dict[str, float], bool]:
         """Scale requests down to the capacity when they exceed it (floors at coresMin)."""

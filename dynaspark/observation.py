@@ -27,6 +27,9 @@ class StageObservation:
         input_records: Records read so far (input plus shuffle read).
         submission_time_s: When the stage was submitted (seconds since the epoch), if it was.
         completion_time_s: When it completed (seconds since the epoch), if it did.
+        task_seconds: Wall time of its finished tasks added up (Spark's ``executorRunTime``):
+            how long the tasks kept task slots busy.
+        task_seconds_by_executor: The same per executor id, when the source says.
     """
 
     stage_id: int
@@ -38,6 +41,8 @@ class StageObservation:
     input_records: int = 0
     submission_time_s: float | None = None
     completion_time_s: float | None = None
+    task_seconds: float = 0.0
+    task_seconds_by_executor: Mapping[str, float] = field(default_factory=dict)
 
     @property
     def fraction_done(self) -> float:

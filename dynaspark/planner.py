@@ -4,11 +4,16 @@ The application deadline is ``D_app = start + alpha·deadline``; ``alpha < 1`` k
 for what the law cannot see (the last tasks, the driver's exit). When a stage starts — that
 is, when the previous one completes — its deadline is recomputed from the time left:
 
-``w = beta·w1 + (1 − beta)·w2``, ``d_stage = (D_app − now − idle) / (w + 1)``
+``w = beta·w1 + (1 − beta)·w2``, ``d_stage = L + (D_app − now − fixed − L) / (w + 1)``
 
 with ``w1`` the number of stages after it and ``w2`` the profiled duration of the stages
-after it over this stage's profiled duration. ``idle`` is the profiled time during which no
-stage runs (driver work between jobs, the tail), which no amount of executor cores shortens.
+after it over this stage's profiled duration. No amount of executor cores shortens ``fixed``:
+the profiled time during which no stage runs (driver work between jobs, the tail) and the
+latency of the stages after it (the time their task slots ran none of their tasks), nor this
+stage's own latency ``L``. So only what scales with the cores is stretched: ``w1`` counts
+each later stage by the share of its duration that scales, and ``w2`` compares those shares
+(with no latency profiled, this is the plan above with ``L = 0``). A short stage whose time is
+mostly round trips is then not given time it could not use.
 Without a profile the weights come from task counts of the stages Spark has announced, and
 only a fraction of the time left is planned, because later jobs are not announced yet.
 """
@@ -100,12 +105,14 @@ class StageDeadlinePlanner:
             The stage's plan.
         """
         profiled = self.profile.stage(stage_id) if self.profile is not None else None
+        latency_s = 0.0
         if self.profile is not None and profiled is not None:
             after = self.profile.stages_after(stage_id)
-            w1 = float(len(after))
-            w2 = sum(s.duration_s for s in after) / max(profiled.duration_s, 0.05)
-            idle_s = sum(s.idle_before_s for s in after) + self.profile.tail_s
-            available_s = app_deadline_s - now_s - idle_s
+            w1 = sum(s.scalable_fraction for s in after)
+            w2 = sum(s.scalable_s for s in after) / max(profiled.scalable_s, 0.05)
+            fixed_s = sum(s.idle_before_s + s.latency_s for s in after) + self.profile.tail_s
+            latency_s = min(profiled.latency_s, profiled.duration_s)
+            available_s = app_deadline_s - now_s - fixed_s - latency_s
             on_profile = True
         else:
             w1 = float(len(announced_tasks_after))
@@ -113,5 +120,5 @@ class StageDeadlinePlanner:
             available_s = (app_deadline_s - now_s) * self.unprofiled_horizon
             on_profile = False
         weight = self.beta * w1 + (1.0 - self.beta) * w2
-        duration_s = max(MIN_STAGE_DEADLINE_S, available_s / (weight + 1.0))
+        duration_s = max(MIN_STAGE_DEADLINE_S, latency_s + max(0.0, available_s) / (weight + 1.0))
         return StagePlan(stage_id=stage_id, start_s=now_s, duration_s=duration_s, weight=weight, on_profile=on_profile)

@@ -29,6 +29,9 @@ class StageProfile:
         duration_s: Wall time of the stage at the profile's nominal cores.
         idle_before_s: Wall time before the stage was submitted during which no stage ran
             (driver work, job scheduling, the application's start-up for the first stage).
+        latency_s: The part of ``duration_s`` that executor cores do not shorten: the time the
+            stage ran while its task slots were not running its tasks (task launches, results
+            travelling back, a short stage's round trips). Included in ``duration_s``.
     """
 
     stage_id: int
@@ -37,6 +40,21 @@ class StageProfile:
     input_records: int
     duration_s: float
     idle_before_s: float = 0.0
+    latency_s: float = 0.0
+
+    @property
+    def scalable_s(self) -> float:
+        """The part of ``duration_s`` that scales with the cores (the tasks' work)."""
+        return max(0.0, self.duration_s - self.latency_s)
+
+    @property
+    def scalable_fraction(self) -> float:
+        """``scalable_s`` over ``duration_s`` (1 for a stage of no measured duration)."""
+        return self.scalable_s / self.duration_s if self.duration_s > 0 else 1.0
+
+    def duration_at_s(self, scale: float) -> float:
+        """Wall time of the stage with the cores multiplied by ``1 / scale`` (``scale = 1``: nominal)."""
+        return min(self.latency_s, self.duration_s) + self.scalable_s * scale
 
     def to_dict(self) -> dict[str, Any]:
         """Return the stage as a plain, JSON-ready dict."""
@@ -47,6 +65,7 @@ class StageProfile:
             "inputRecords": self.input_records,
             "durationSeconds": round(self.duration_s, 3),
             "idleBeforeSeconds": round(self.idle_before_s, 3),
+            "latencySeconds": round(self.latency_s, 3),
         }
 
     @classmethod
@@ -59,6 +78,7 @@ class StageProfile:
             input_records=int(data.get("inputRecords", 0)),
             duration_s=float(data["durationSeconds"]),
             idle_before_s=float(data.get("idleBeforeSeconds", 0.0)),
+            latency_s=float(data.get("latencySeconds", 0.0)),
         )
 
 

@@ -5,11 +5,17 @@ one; at the end it turns stage times into durations at nominal cores
 (``measured × mean allocated cores / nominal cores``, i.e. the same work on all cores) and
 keeps the idle times between stages, which cores do not shorten. Time during which a stage
 was submitted but no executor had cores yet (the executors were still starting) is idle time
-too: it counts before the stage, not in its work. Pure: time is an argument.
+too: it counts before the stage, not in its work.
+
+Within a stage, only the time its tasks ran scales with the cores: the busiest executor's
+task run time (Spark's ``executorRunTime``) over its slots. The rest of the stage's wall time —
+task launches, results travelling back, the round trips of a short stage — is recorded as the
+stage's latency, which later plans do not stretch. Pure: time is an argument.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from dynaspark.observation import ProgressObservation, StageObservation
@@ -24,15 +30,22 @@ class ProfileRecorder:
         start_s: When the application started (seconds).
         nominal_cores: Total executor cores the profile is normalised to (instances × coresMax).
         source: Free text naming the application and its arguments.
+        task_slots: Task slots of all executors together (instances × ``spark.executor.cores``);
+            0 when unknown, and then no stage is given a latency.
+        executor_slots: Task slots of one executor (``spark.executor.cores``), for sources
+            that give the tasks' run time per executor; 0 when unknown.
     """
 
     start_s: float
     nominal_cores: float
     source: str = ""
+    task_slots: int = 0
+    executor_slots: int = 0
     _stages: dict[int, StageObservation] = field(default_factory=dict, init=False)
     _core_seconds: dict[int, float] = field(default_factory=dict, init=False)
     _active_seconds: dict[int, float] = field(default_factory=dict, init=False)
     _waiting_seconds: dict[int, float] = field(default_factory=dict, init=False)
+    _seen_s: dict[int, float] = field(default_factory=dict, init=False)
     _last_s: float | None = field(default=None, init=False)
     _last_active: tuple[int, ...] = field(default=(), init=False)
 
@@ -56,8 +69,18 @@ class ProfileRecorder:
         for stage in obs.stages:
             if stage.status != "PENDING":
                 self._stages[stage.stage_id] = stage
+                self._seen_s[stage.stage_id] = now_s
         self._last_s = now_s
         self._last_active = tuple(s.stage_id for s in obs.active_stages)
+
+    def complete(self, stages: Iterable[StageObservation]) -> None:
+        """Take the final word on stages (e.g. from the event log), over what the samples saw.
+
+        Stages that never showed in a sample are added; a failed attempt replaces nothing.
+        """
+        for stage in stages:
+            if stage.status == "COMPLETE":
+                self._stages[stage.stage_id] = stage
 
     @property
     def stages_seen(self) -> int:
@@ -67,8 +90,11 @@ class ProfileRecorder:
     def profile(self, end_s: float) -> ApplicationProfile | None:
         """Build the profile of the run that ended at ``end_s``; ``None`` when no stage ran.
 
-        Stages still active in the last observation are taken to have ended at ``end_s``
-        (the driver can exit between two observations).
+        A stage still active in the last observation (the driver can finish its last stage and
+        exit between two observations) is taken to have gone on at the pace it had then: its
+        end is extrapolated from the tasks it had done, never later than ``end_s``, and the
+        time after it (the driver stopping) is the profile's tail. With no task done when last
+        seen, it is taken to have ended at ``end_s``.
         """
         ran = sorted(
             (
@@ -85,19 +111,21 @@ class ProfileRecorder:
         for stage in ran:
             assert stage.submission_time_s is not None
             submitted_s = stage.submission_time_s
-            completed_s = stage.completion_time_s if stage.completion_time_s is not None else end_s
+            completed_s, busy_s = self._end_of(stage, end_s)
             waiting_s = min(max(0.0, completed_s - submitted_s), self._waiting_seconds.get(stage.stage_id, 0.0))
             measured_s = max(0.0, completed_s - submitted_s - waiting_s)
             active_s = self._active_seconds.get(stage.stage_id, 0.0)
             mean_cores = self._core_seconds.get(stage.stage_id, 0.0) / active_s if active_s > 0 else self.nominal_cores
+            latency_s = min(measured_s, max(0.0, measured_s - busy_s)) if busy_s is not None else 0.0
             result.append(
                 StageProfile(
                     stage_id=stage.stage_id,
                     name=stage.name,
                     tasks=stage.num_tasks,
                     input_records=stage.input_records,
-                    duration_s=measured_s * min(1.0, mean_cores / self.nominal_cores),
+                    duration_s=latency_s + (measured_s - latency_s) * min(1.0, mean_cores / self.nominal_cores),
                     idle_before_s=max(0.0, submitted_s - previous_end_s) + waiting_s,
+                    latency_s=latency_s,
                 )
             )
             previous_end_s = max(previous_end_s, completed_s)
@@ -107,3 +135,30 @@ class ProfileRecorder:
             tail_s=max(0.0, end_s - previous_end_s),
             source=self.source,
         )
+
+    def _end_of(self, stage: StageObservation, end_s: float) -> tuple[float, float | None]:
+        """When a stage completed and how long its busiest task slots ran its tasks.
+
+        For a stage still running when last seen, both are extrapolated from the tasks done.
+        The busy time is ``None`` when the source does not give the tasks' run time.
+        """
+        if stage.completion_time_s is not None:
+            return stage.completion_time_s, self._busy_s(stage, 1.0)
+        seen_s = self._seen_s.get(stage.stage_id, end_s)
+        done, tasks = stage.completed_tasks, stage.num_tasks
+        if stage.submission_time_s is None or done <= 0 or tasks <= 0:
+            return end_s, None
+        elapsed_s = max(0.0, seen_s - stage.submission_time_s)
+        completed_s = min(end_s, seen_s + elapsed_s * (tasks - done) / done)
+        return max(completed_s, stage.submission_time_s), self._busy_s(stage, tasks / done)
+
+    def _busy_s(self, stage: StageObservation, scale: float) -> float | None:
+        """The busiest executor's task run time over its slots, times ``scale``.
+
+        The whole stage's over all slots when the source does not break it down by executor.
+        """
+        if stage.task_seconds_by_executor and self.executor_slots > 0:
+            return max(stage.task_seconds_by_executor.values()) * scale / self.executor_slots
+        if stage.task_seconds > 0.0 and self.task_slots > 0:
+            return stage.task_seconds * scale / self.task_slots
+        return None

@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 from dynaspark.api import DeadlineJob
 from dynaspark.cgroup_actuator import CgroupCoresActuator
+from dynaspark.event_log import EVENT_LOG_FOLDER, read_completed_stages
 from dynaspark.law import DeadlineControlLaw, Decision, law_config
 from dynaspark.loop import ControlSample, run_control_loop
 from dynaspark.ports import CoresActuator
@@ -31,7 +32,7 @@ from dynaspark.profile_cache import load_cached_profile
 from dynaspark.profiler import ProfileRecorder
 from dynaspark.spark_rest import SparkRestSensor
 from dynaspark.standalone import SparkStandalone, free_port
-from dynaspark.submit import submit_command, submit_conf, task_slots
+from dynaspark.submit import submit_command, submit_conf
 
 Mode = Literal["control", "static", "dynamic"]
 
@@ -186,7 +187,7 @@ def run_deadline_job(
         profile, cached_path = load_cached_profile(app_file, spec.application.arguments)
     law = DeadlineControlLaw(law_config(job, capacity), profile if settings.mode == "control" else None)
     report_dir.mkdir(parents=True, exist_ok=True)
-    slots = task_slots(ex.cores_max)
+    slots = ex.task_slots
     memory_mb = max(512, ex.memory // 2**20)
     work_dir = Path(tempfile.mkdtemp(prefix="mlscale-spark-"))
     fixed = settings.static_cores if settings.static_cores is not None else ex.cores_max
@@ -195,7 +196,8 @@ def run_deadline_job(
         work_dir, worker_cores=slots * ex.instances, worker_memory_mb=memory_mb * ex.instances + 256
     ) as cluster:
         ui_port = free_port()
-        conf = submit_conf(job, ui_port, dynamic_allocation=settings.mode == "dynamic")
+        events = work_dir / EVENT_LOG_FOLDER
+        conf = submit_conf(job, ui_port, dynamic_allocation=settings.mode == "dynamic", event_log=events)
         command = submit_command(job, app_file, cluster.master_url, conf)
         sensor = SparkRestSensor(f"http://127.0.0.1:{ui_port}")
         actuator: CoresActuator
@@ -220,7 +222,11 @@ def run_deadline_job(
                 start_new_session=True,
             )
         recorder = ProfileRecorder(
-            start_s, ex.instances * ex.cores_max, source=f"{app_file.name} {spec.application.arguments}"
+            start_s,
+            ex.instances * ex.cores_max,
+            source=f"{app_file.name} {spec.application.arguments}",
+            task_slots=ex.instances * slots,
+            executor_slots=slots,
         )
         try:
             _, samples = run_control_loop(
@@ -241,6 +247,7 @@ def run_deadline_job(
             if exit_code is None:
                 _kill_group(process)
                 exit_code = -1
+            recorder.complete(read_completed_stages(events))
         finally:
             _kill_group(process)
             quotas = cgroups.quotas() if cgroups is not None else {}

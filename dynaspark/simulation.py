@@ -2,7 +2,9 @@
 
 Stages run one after another; each has tasks whose work (core-seconds) is drawn around a
 mean. Executors have task slots; a running task advances at ``min(1, cores / running)`` core,
-because a task is one thread and the executor's cores are shared by its running tasks. Before
+because a task is one thread and the executor's cores are shared by its running tasks. A
+stage may have a latency per task: the wall time a slot holds a task before it runs (launch,
+fetch), which cores do not shorten and which Spark does not count as task run time. Before
 a stage starts the driver may work alone (``idle_before_s``); stages of one job are announced
 (``PENDING``) when the job starts, as Spark does. A stage may prefer some executors (its data
 is cached there): the others get its tasks only after ``locality_wait_s`` without a launch on a
@@ -37,6 +39,7 @@ class SimStage:
         idle_before_s: Driver time before the stage starts.
         name: Stage name.
         preferred_executors: Executors holding the stage's data (empty: no preference).
+        task_latency_s: Wall time each task holds its slot before it runs (no cores used).
     """
 
     stage_id: int
@@ -46,13 +49,22 @@ class SimStage:
     idle_before_s: float = 0.0
     name: str = "stage"
     preferred_executors: tuple[str, ...] = ()
+    task_latency_s: float = 0.0
+
+
+@dataclass
+class _Task:
+    latency_s: float
+    work: float
+    run_s: float = 0.0
 
 
 @dataclass
 class _StageRun:
     queue: list[float]
-    running: dict[str, list[float]]
+    running: dict[str, list[_Task]]
     done_by_executor: dict[str, int]
+    task_seconds: dict[str, float] = field(default_factory=dict)
     submitted_s: float | None = None
     completed_s: float | None = None
     last_local_launch_s: float | None = None
@@ -132,12 +144,19 @@ class SimulatedSparkApp:
             tasks = run.running[e]
             if not tasks:
                 continue
-            speed = min(1.0, cores.get(e, 0.0) / len(tasks))
-            left = [w - speed * h for w in tasks]
-            finished = sum(1 for w in left if w <= 0)
-            run.running[e] = [w for w in left if w > 0]
+            working = [t for t in tasks if t.latency_s <= 1e-9]
+            speed = min(1.0, cores.get(e, 0.0) / len(working)) if working else 0.0
+            for task in tasks:
+                if task.latency_s > 1e-9:
+                    task.latency_s -= h
+                else:
+                    task.work -= speed * h
+                    task.run_s += h
+            finished = [t for t in tasks if t.latency_s <= 1e-9 and t.work <= 0]
+            run.running[e] = [t for t in tasks if t not in finished]
             if finished:
-                run.done_by_executor[e] = run.done_by_executor.get(e, 0) + finished
+                run.done_by_executor[e] = run.done_by_executor.get(e, 0) + len(finished)
+                run.task_seconds[e] = run.task_seconds.get(e, 0.0) + sum(t.run_s for t in finished)
         if not run.queue and not any(run.running.values()):
             run.completed_s = self.t_s
             self._index += 1
@@ -156,7 +175,7 @@ class SimulatedSparkApp:
                 if waited_since is not None and self.t_s - waited_since < self.locality_wait_s - 1e-9:
                     continue
             while run.queue and len(run.running[e]) < self.slots_per_executor:
-                run.running[e].append(run.queue.pop())
+                run.running[e].append(_Task(stage.task_latency_s, run.queue.pop()))
                 if local and preferred:
                     run.last_local_launch_s = self.t_s
         self._next_executor = (self._next_executor + 1) % n
@@ -187,6 +206,8 @@ class SimulatedSparkApp:
                     input_records=sum(run.done_by_executor.values()) * 1000,
                     submission_time_s=run.submitted_s,
                     completion_time_s=run.completed_s,
+                    task_seconds=sum(run.task_seconds.values()),
+                    task_seconds_by_executor=dict(run.task_seconds),
                 )
             )
         current = None if self.finished else self._runs[self.stages[self._index].stage_id]
@@ -257,7 +278,13 @@ def profile_at_cores(stages: Sequence[SimStage], cores: float, executors: int = 
     """Run the plant with every executor at ``cores`` and record its profile (a first run)."""
     ids = tuple(str(i) for i in range(executors))
     app = SimulatedSparkApp(stages, executor_ids=ids, seed=seed)
-    recorder = ProfileRecorder(start_s=app.start_s, nominal_cores=cores * executors, source="simulation")
+    recorder = ProfileRecorder(
+        start_s=app.start_s,
+        nominal_cores=cores * executors,
+        source="simulation",
+        task_slots=executors,
+        executor_slots=1,
+    )
     while not app.finished:
         recorder.record(app.t_s, app.observe(), cores * executors)
         app.advance({e: cores for e in ids}, 1.0)

@@ -36,7 +36,11 @@ def parse_spark_time(text: str | None) -> float | None:
     return parsed.replace(tzinfo=dt.UTC).timestamp()
 
 
-def stage_from_rest(data: Mapping[str, Any], by_executor: Mapping[str, int] | None = None) -> StageObservation:
+def stage_from_rest(
+    data: Mapping[str, Any],
+    by_executor: Mapping[str, int] | None = None,
+    task_seconds_by_executor: Mapping[str, float] | None = None,
+) -> StageObservation:
     """Turn one entry of ``/stages`` into a :class:`StageObservation`."""
     status = str(data.get("status", "PENDING"))
     return StageObservation(
@@ -49,6 +53,8 @@ def stage_from_rest(data: Mapping[str, Any], by_executor: Mapping[str, int] | No
         input_records=int(data.get("inputRecords", 0)) + int(data.get("shuffleReadRecords", 0)),
         submission_time_s=parse_spark_time(data.get("submissionTime")),
         completion_time_s=parse_spark_time(data.get("completionTime")),
+        task_seconds=float(data.get("executorRunTime", 0)) / 1000.0,
+        task_seconds_by_executor=dict(task_seconds_by_executor or {}),
     )
 
 
@@ -106,7 +112,8 @@ class SparkRestSensor:
             detail = self._get(f"{app}/stages/{raw['stageId']}/{raw.get('attemptId', 0)}?details=true")
             summary = detail.get("executorSummary") or {}
             by_executor = {str(e): int(s.get("succeededTasks", 0)) for e, s in summary.items()}
-            stages.append(stage_from_rest(detail, by_executor))
+            task_s = {str(e): float(s.get("taskTime", 0)) / 1000.0 for e, s in summary.items()}
+            stages.append(stage_from_rest(detail, by_executor, task_s))
         executors = [e for e in self._get(f"{app}/executors") if e.get("id") != "driver" and e.get("isActive", True)]
         ids = tuple(sorted((str(e["id"]) for e in executors), key=lambda x: (len(x), x)))
         running = {str(e["id"]): int(e["activeTasks"]) for e in executors if "activeTasks" in e}

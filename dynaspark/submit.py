@@ -7,31 +7,30 @@ executor, ``instances`` executors (``spark.cores.max`` in standalone mode), the 
 
 from __future__ import annotations
 
-import math
 import sys
 from collections.abc import Mapping
 from pathlib import Path
 
 from dynaspark.api import DeadlineJob
+from dynaspark.event_log import event_log_conf
 from dynaspark.standalone import spark_home
 from mlscale.units import spark_memory
 
 
-def task_slots(cores_max: float) -> int:
-    """Task slots of an executor: coresMax rounded up (at least one)."""
-    return max(1, math.ceil(cores_max - 1e-9))
-
-
-def submit_conf(job: DeadlineJob, ui_port: int, *, dynamic_allocation: bool = False) -> dict[str, str]:
+def submit_conf(
+    job: DeadlineJob, ui_port: int, *, dynamic_allocation: bool = False, event_log: Path | None = None
+) -> dict[str, str]:
     """Return the Spark configuration for the job (``sparkConf`` first, our keys over it).
 
     Args:
         job: The DeadlineJob.
         ui_port: Port of the driver's UI and REST API.
         dynamic_allocation: Let Spark scale the executor count (the benchmark's baseline).
+        event_log: Folder for the driver's event log (the profile's final word on each stage);
+            left alone when ``sparkConf`` configures the event log itself.
     """
     ex = job.spec.executors
-    slots = task_slots(ex.cores_max)
+    slots = ex.task_slots
     conf = dict(job.spec.application.spark_conf)
     conf.update(
         {
@@ -62,6 +61,9 @@ def submit_conf(job: DeadlineJob, ui_port: int, *, dynamic_allocation: bool = Fa
         )
     else:
         conf["spark.dynamicAllocation.enabled"] = "false"
+    if event_log is not None and not any(k.startswith("spark.eventLog.") for k in job.spec.application.spark_conf):
+        event_log.mkdir(parents=True, exist_ok=True)
+        conf.update(event_log_conf(event_log))
     return conf
 
 

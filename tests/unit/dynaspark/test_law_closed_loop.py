@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -173,3 +174,29 @@ def test_idle_executors_drop_to_cores_min_between_stages() -> None:
     idle = [s for s in samples if s.stage_id is None and s.t_s > 1.0]
     assert len(idle) >= 4
     assert any(s.cores == {"0": 0.1, "1": 0.1} for s in idle)
+
+
+# A CPU-bound stage, then a short stage whose tasks are mostly round trips (0.8 s each before
+# 0.05 core-s of work): cores barely shorten it, so the time planned for it beyond that is lost.
+LATENCY_BOUND_LAST = [
+    SimStage(0, 0, tasks=24, task_core_s=1.0, idle_before_s=3.0),
+    SimStage(1, 0, tasks=16, task_core_s=0.05, idle_before_s=0.1, task_latency_s=0.8),
+]
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_a_latency_bound_last_stage_is_not_given_time_it_cannot_use(seed: int) -> None:
+    deadline_s = _completion_at_max(LATENCY_BOUND_LAST) * 1.4
+    profile = profile_at_cores(LATENCY_BOUND_LAST, 1.0)
+    last = profile.stages[-1]
+    assert last.latency_s > 0.6 * last.duration_s
+    app, _, _ = _run(LATENCY_BOUND_LAST, deadline_s, profile, seed=seed)
+    assert 0.9 * deadline_s <= app.t_s <= deadline_s + 1.0
+    # Planned as if all of it stretched, the job ends before 0.9 of its deadline.
+    flat = ApplicationProfile(
+        nominal_cores=profile.nominal_cores,
+        stages=tuple(replace(s, latency_s=0.0) for s in profile.stages),
+        tail_s=profile.tail_s,
+    )
+    flat_app, _, _ = _run(LATENCY_BOUND_LAST, deadline_s, flat, seed=seed)
+    assert flat_app.t_s < 0.9 * deadline_s

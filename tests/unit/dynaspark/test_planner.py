@@ -63,3 +63,30 @@ def test_a_stage_is_never_planned_shorter_than_one_second() -> None:
 def test_constants_out_of_range_are_refused(alpha: float, beta: float) -> None:
     with pytest.raises(ValueError, match="must be in"):
         StageDeadlinePlanner(alpha=alpha, beta=beta)
+
+
+def test_latency_of_later_stages_is_reserved_and_not_stretched() -> None:
+    # Stage b is mostly round trips: 4 s of its 5 s take as long on any cores.
+    profile = ApplicationProfile(
+        nominal_cores=2.0,
+        stages=(
+            StageProfile(0, "a", tasks=10, input_records=0, duration_s=10.0, latency_s=1.0),
+            StageProfile(1, "b", tasks=10, input_records=0, duration_s=5.0, latency_s=4.0),
+        ),
+        tail_s=1.0,
+    )
+    planner = StageDeadlinePlanner(alpha=1.0, beta=0.1, profile=profile)
+    plan = planner.plan_stage(0, 10, [], now_s=0.0, app_deadline_s=30.0)
+    # Only the scalable parts share the stretch: 30 - tail 1 - latencies (4 + 1) = 24 s for
+    # 9 s and 1 s of work; b counts as 1/5 of a stage.
+    weight = 0.1 * (1.0 / 5.0) + 0.9 * (1.0 / 9.0)
+    assert plan.weight == pytest.approx(weight)
+    assert plan.duration_s == pytest.approx(1.0 + 24.0 / (weight + 1.0))
+    # Without the latency profiled, stage a would be given much less of the time.
+    flat = StageDeadlinePlanner(alpha=1.0, beta=0.1, profile=_without_latency(profile))
+    assert flat.plan_stage(0, 10, [], now_s=0.0, app_deadline_s=30.0).duration_s < plan.duration_s - 3.0
+
+
+def _without_latency(profile: ApplicationProfile) -> ApplicationProfile:
+    stages = tuple(StageProfile(s.stage_id, s.name, s.tasks, s.input_records, s.duration_s) for s in profile.stages)
+    return ApplicationProfile(nominal_cores=profile.nominal_cores, stages=stages, tail_s=profile.tail_s)

@@ -28,8 +28,10 @@ def test_a_stage_entry_becomes_an_observation() -> None:
             "inputRecords": 100,
             "shuffleReadRecords": 20,
             "submissionTime": "2024-05-01T10:00:00.000GMT",
+            "executorRunTime": 7250,
         },
         {"0": 4, "1": 2},
+        {"0": 5.0, "1": 2.25},
     )
     assert stage.stage_id == 4
     assert stage.status == "ACTIVE"
@@ -37,6 +39,8 @@ def test_a_stage_entry_becomes_an_observation() -> None:
     assert stage.completed_tasks_by_executor == {"0": 4, "1": 2}
     assert stage.input_records == 120
     assert stage.completion_time_s is None
+    assert stage.task_seconds == pytest.approx(7.25)
+    assert stage.task_seconds_by_executor == {"0": 5.0, "1": 2.25}
 
 
 def test_an_unknown_status_is_read_as_pending() -> None:
