@@ -197,6 +197,7 @@ def run_deadline_job(
     ) as cluster:
         ui_port = free_port()
         events = work_dir / EVENT_LOG_FOLDER
+        events.mkdir()
         conf = submit_conf(job, ui_port, dynamic_allocation=settings.mode == "dynamic", event_log=events)
         command = submit_command(job, app_file, cluster.master_url, conf)
         sensor = SparkRestSensor(f"http://127.0.0.1:{ui_port}")

@@ -26,8 +26,8 @@ def submit_conf(
         job: The DeadlineJob.
         ui_port: Port of the driver's UI and REST API.
         dynamic_allocation: Let Spark scale the executor count (the benchmark's baseline).
-        event_log: Folder for the driver's event log (the profile's final word on each stage);
-            left alone when ``sparkConf`` configures the event log itself.
+        event_log: Folder (existing) for the driver's event log, the profile's final word on
+            each stage; left alone when ``sparkConf`` configures the event log itself.
     """
     ex = job.spec.executors
     slots = ex.task_slots
@@ -62,7 +62,6 @@ def submit_conf(
     else:
         conf["spark.dynamicAllocation.enabled"] = "false"
     if event_log is not None and not any(k.startswith("spark.eventLog.") for k in job.spec.application.spark_conf):
-        event_log.mkdir(parents=True, exist_ok=True)
         conf.update(event_log_conf(event_log))
     return conf
 

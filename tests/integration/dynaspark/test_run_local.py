@@ -14,6 +14,7 @@ import yaml
 from dynaspark.api import DeadlineJob
 from dynaspark.local import run_local
 from dynaspark.processes import executor_processes
+from dynaspark.profile import ApplicationProfile
 from mlscale.cgroups import cgroup_unavailable_reason
 from mlscale.local import LocalRunOptions
 
@@ -94,6 +95,14 @@ def test_job_meets_its_deadline_under_cgroup_quotas_and_profiles_itself(
     first_profile = report["profile_cached"]
     assert first_profile is not None
     assert Path(str(first_profile)).exists()
+    # The driver's event log gave the final word on both stages, the short last one included
+    # (it can start and end between two samples), and the driver's stop after it is the tail.
+    profile = ApplicationProfile.load(Path(str(first_profile)))
+    assert [s.stage_id for s in profile.stages] == [0, 1]
+    assert all(0.0 <= s.latency_s <= s.duration_s for s in profile.stages)
+    assert any(s.latency_s > 0.0 for s in profile.stages)
+    assert profile.tail_s > 0.2
+    assert profile.total_duration_s <= report["completion_s"] + 0.5
     assert any("ProfileMissing" in c for c in report["conditions"])
     # Nothing of the run is left: no executor JVM, no cgroup.
     assert report["application_id"]
