@@ -339,7 +339,7 @@ class JobRun:
         else:
             kopf.warn(self.body, reason=phase, message=message)
         log.info("%s/%s %s: %s", self.namespace, self.name, phase, message)
-        if phase != "Failed" and self.profile is None and self.recorder is not None:
+        if phase != "Failed" and (self.profile is None or self.profile.outdated) and self.recorder is not None:
             profile = self.recorder.profile(end_s)
             profile_name = str(status.get("profile") or profile_configmap_name(job))
             if profile is not None:

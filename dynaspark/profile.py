@@ -14,7 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-PROFILE_FORMAT_VERSION = 1
+PROFILE_FORMAT_VERSION = 2
+"""Version 2 added each stage's latency and takes a last stage's times from the event log."""
+
+READABLE_FORMAT_VERSIONS = frozenset({1, 2})
+"""Formats this version reads. A version-1 profile plans as before (no latencies) and is
+replaced by the next successful run's profile (see :attr:`ApplicationProfile.outdated`)."""
 
 
 @dataclass(frozen=True)
@@ -92,12 +97,14 @@ class ApplicationProfile:
         stages: The stages in stage-id order (skipped stages left out).
         tail_s: Wall time after the last stage until the application ended.
         source: Free text saying where the profile came from (application file, arguments).
+        format_version: The format it was read in (:data:`PROFILE_FORMAT_VERSION` when new).
     """
 
     nominal_cores: float
     stages: tuple[StageProfile, ...]
     tail_s: float = 0.0
     source: str = ""
+    format_version: int = field(default=PROFILE_FORMAT_VERSION, compare=False)
     _by_id: dict[int, StageProfile] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -113,6 +120,11 @@ class ApplicationProfile:
     def stages_after(self, stage_id: int) -> tuple[StageProfile, ...]:
         """Return the profiled stages that come after ``stage_id``."""
         return tuple(s for s in self.stages if s.stage_id > stage_id)
+
+    @property
+    def outdated(self) -> bool:
+        """Whether it was written in an older format, which a new run's profile should replace."""
+        return self.format_version < PROFILE_FORMAT_VERSION
 
     @property
     def total_duration_s(self) -> float:
@@ -137,13 +149,16 @@ class ApplicationProfile:
             ValueError: when the data is not a profile of a format this version reads.
         """
         version = data.get("formatVersion")
-        if version != PROFILE_FORMAT_VERSION:
-            raise ValueError(f"unsupported stage profile format {version!r} (expected {PROFILE_FORMAT_VERSION})")
+        if version not in READABLE_FORMAT_VERSIONS:
+            raise ValueError(
+                f"unsupported stage profile format {version!r} (expected one of {sorted(READABLE_FORMAT_VERSIONS)})"
+            )
         return cls(
             nominal_cores=float(data["nominalCores"]),
             stages=tuple(StageProfile.from_dict(s) for s in data["stages"]),
             tail_s=float(data.get("tailSeconds", 0.0)),
             source=str(data.get("source", "")),
+            format_version=int(version),
         )
 
     def save(self, path: Path) -> Path:

@@ -278,7 +278,7 @@ def run_deadline_job(
     recorded = recorder.profile(end_s)
     if recorded is not None and exit_code == 0:
         result.profile_written = str(recorded.save(report_dir / "profile.json"))
-        if settings.use_profile_cache and profile is None and cached_path is not None:
+        if settings.use_profile_cache and (profile is None or profile.outdated) and cached_path is not None:
             result.profile_cached = str(recorded.save(cached_path))
     result.messages = run_messages(result, profile, settings)
     return result

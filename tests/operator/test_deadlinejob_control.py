@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -15,7 +16,8 @@ import aiohttp
 import kmock
 import pytest
 
-from dynaspark.api import DeadlineJobStatus
+from controllers.stage_profiles import profile_configmap_name
+from dynaspark.api import DeadlineJob, DeadlineJobStatus
 from mlscale.units import format_cpu, parse_cpu
 from tests.operator.deadlinejob_helpers import (
     BASE,
@@ -272,3 +274,39 @@ async def test_first_run_records_the_profile_a_second_run_plans_with(
     found = condition(again, "ProfileMissing")
     assert found is not None
     assert (found["status"], found["reason"]) == ("False", "ProfileFound")
+
+
+async def test_a_profile_in_the_format_before_latencies_is_planned_with_then_replaced(
+    operator: RunningOperator, cluster: Cluster, driver: FakeSparkDriver
+) -> None:
+    name = profile_configmap_name(DeadlineJob.model_validate(job()))
+    old = {
+        "formatVersion": 1,
+        "nominalCores": 2.0,
+        "stages": [{"stageId": 0, "name": "map", "tasks": 10, "durationSeconds": 20.0}],
+    }
+    await cluster.create(
+        f"/api/v1/namespaces/{NAMESPACE}/configmaps",
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": name},
+            "data": {"profile.json": json.dumps(old)},
+        },
+    )
+    await start_running(cluster, driver)
+    obj = await cluster.wait_for(job_path(), lambda o: condition(o, "ProfileMissing") is not None)
+    found = condition(obj, "ProfileMissing")
+    assert found is not None
+    assert found["reason"] == "ProfileFound"
+    await cluster.wait_for(job_path(), has_regulated)
+    driver.complete_stage(0)
+    await asyncio.sleep(0.3)
+    await set_driver_phase(cluster, "Succeeded")
+    await cluster.wait_for(job_path(), lambda o: status_of(o).get("phase") == "Succeeded")
+    await cluster.wait_for_events("pagerank", "ProfileRecorded")
+    configmap = await cluster.get(f"/api/v1/namespaces/{NAMESPACE}/configmaps/{name}")
+    assert configmap is not None
+    stored = json.loads(configmap["data"]["profile.json"])
+    assert stored["formatVersion"] == 2
+    assert "latencySeconds" in stored["stages"][0]

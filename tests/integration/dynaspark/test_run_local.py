@@ -110,8 +110,17 @@ def test_job_meets_its_deadline_under_cgroup_quotas_and_profiles_itself(
     assert report["cgroup_paths"]
     assert not any(Path(p).exists() for p in report["cgroup_paths"])
 
+    # A profile an older version wrote (no latencies) is planned with, then replaced.
+    old = json.loads(Path(str(first_profile)).read_text())
+    old["formatVersion"] = 1
+    for stage in old["stages"]:
+        del stage["latencySeconds"]
+    Path(str(first_profile)).write_text(json.dumps(old))
+
     code, report = _run(path, tmp_path / "second")
     assert report["phase"] in ("Succeeded", "DeadlineMissed")
     assert report["profile_used"] == first_profile
     assert not any("ProfileMissing" in c for c in report["conditions"])
     assert code == 0
+    assert report["profile_cached"] == first_profile
+    assert not ApplicationProfile.load(Path(str(first_profile))).outdated

@@ -46,3 +46,22 @@ def test_a_file_of_another_format_is_refused(tmp_path: Path) -> None:
     path.write_text(json.dumps({"formatVersion": 99, "nominalCores": 1, "stages": []}))
     with pytest.raises(ValueError, match="unsupported stage profile format"):
         ApplicationProfile.load(path)
+
+
+def test_a_profile_of_the_format_without_latencies_is_read_and_marked_for_replacement(tmp_path: Path) -> None:
+    fresh = ApplicationProfile.load(_profile().save(tmp_path / "new.json"))
+    assert not fresh.outdated
+    old = {
+        "formatVersion": 1,
+        "nominalCores": 2.0,
+        "stages": [{"stageId": 0, "tasks": 4, "durationSeconds": 5.0, "idleBeforeSeconds": 1.0}],
+    }
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(old))
+    profile = ApplicationProfile.load(path)
+    assert profile.outdated
+    stage = profile.stages[0]
+    assert stage.latency_s == 0.0
+    assert stage.scalable_s == pytest.approx(5.0)
+    # Written again, it is in the current format.
+    assert not ApplicationProfile.load(profile.save(tmp_path / "again.json")).outdated
