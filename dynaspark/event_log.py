@@ -80,25 +80,31 @@ def read_completed_stages(folder: Path) -> tuple[StageObservation, ...]:
     files = sorted(p for p in folder.glob("*") if p.is_file() and not p.name.startswith(".")) if folder.is_dir() else []
     for path in files:
         try:
-            lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+            with path.open(encoding="utf-8", errors="replace") as lines:  # line by line: logs can be large
+                for line in lines:
+                    _read_event(line, task_s, latest)
         except OSError as exc:
             log.debug("cannot read event log %s: %s", path, exc)
-            continue
-        for line in lines:
-            if '"SparkListenerTaskEnd"' in line:
-                _add_task(line, task_s)
-                continue
-            if '"SparkListenerStageCompleted"' not in line:
-                continue
-            try:
-                info = json.loads(line)["Stage Info"]
-                attempt = int(info.get("Stage Attempt ID", 0))
-                stage = stage_from_event(info, task_s.get((int(info["Stage ID"]), attempt)))
-            except (ValueError, KeyError, TypeError):
-                continue
-            if stage is not None and (stage.stage_id not in latest or attempt >= latest[stage.stage_id][0]):
-                latest[stage.stage_id] = (attempt, stage)
     return tuple(latest[sid][1] for sid in sorted(latest))
+
+
+def _read_event(
+    line: str, task_s: dict[tuple[int, int], dict[str, float]], latest: dict[int, tuple[int, StageObservation]]
+) -> None:
+    """Take one line of the event log: a task's end, a stage's completion, or nothing of ours."""
+    if '"SparkListenerTaskEnd"' in line:
+        _add_task(line, task_s)
+        return
+    if '"SparkListenerStageCompleted"' not in line:
+        return
+    try:
+        info = json.loads(line)["Stage Info"]
+        attempt = int(info.get("Stage Attempt ID", 0))
+        stage = stage_from_event(info, task_s.get((int(info["Stage ID"]), attempt)))
+    except (ValueError, KeyError, TypeError):
+        return
+    if stage is not None and (stage.stage_id not in latest or attempt >= latest[stage.stage_id][0]):
+        latest[stage.stage_id] = (attempt, stage)
 
 
 def _add_task(line: str, task_s: dict[tuple[int, int], dict[str, float]]) -> None:
