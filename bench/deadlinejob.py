@@ -278,7 +278,7 @@ def main() -> int:
     parser.add_argument("--slacks", nargs="+", type=float, default=[0.2, 0.4])
     parser.add_argument("--policies", nargs="+", default=["mlscale", "static-avg", "dynamic"])
     parser.add_argument("--repeats", type=int, default=1, help="run the whole comparison this many times")
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--out", type=Path, default=RESULTS, help="folder for deadlinejob.json and .png")
     parser.add_argument("--merge", action="store_true", help="keep the other workloads' rows in the JSON")
     parser.add_argument("--table", action="store_true", help="print the README table from the JSON and stop")
     args = parser.parse_args()
