@@ -287,7 +287,7 @@ class DeadlineControlLaw:
         stage = self.profile.stage(plan.stage_id)
         if stage is None:
             return None
-        stretched_s = plan.duration_s - min(stage.latency_s, stage.duration_s)
+        stretched_s = plan.duration_s - stage.latency_s
         if stretched_s <= 0.0:
             return None
         return stage.scalable_s * self.profile.nominal_cores / stretched_s / n_executors

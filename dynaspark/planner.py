@@ -111,7 +111,7 @@ class StageDeadlinePlanner:
             w1 = sum(s.scalable_fraction for s in after)
             w2 = sum(s.scalable_s for s in after) / max(profiled.scalable_s, 0.05)
             fixed_s = sum(s.idle_before_s + s.latency_s for s in after) + self.profile.tail_s
-            latency_s = min(profiled.latency_s, profiled.duration_s)
+            latency_s = profiled.latency_s
             available_s = app_deadline_s - now_s - fixed_s - latency_s
             on_profile = True
         else:

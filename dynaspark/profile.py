@@ -47,10 +47,14 @@ class StageProfile:
     idle_before_s: float = 0.0
     latency_s: float = 0.0
 
+    def __post_init__(self) -> None:
+        """Keep the latency within the duration it is part of."""
+        object.__setattr__(self, "latency_s", min(max(0.0, self.latency_s), max(0.0, self.duration_s)))
+
     @property
     def scalable_s(self) -> float:
         """The part of ``duration_s`` that scales with the cores (the tasks' work)."""
-        return max(0.0, self.duration_s - self.latency_s)
+        return self.duration_s - self.latency_s
 
     @property
     def scalable_fraction(self) -> float:
@@ -59,7 +63,7 @@ class StageProfile:
 
     def duration_at_s(self, scale: float) -> float:
         """Wall time of the stage with the cores multiplied by ``1 / scale`` (``scale = 1``: nominal)."""
-        return min(self.latency_s, self.duration_s) + self.scalable_s * scale
+        return self.latency_s + self.scalable_s * scale
 
     def to_dict(self) -> dict[str, Any]:
         """Return the stage as a plain, JSON-ready dict."""

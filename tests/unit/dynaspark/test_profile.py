@@ -65,3 +65,10 @@ def test_a_profile_of_the_format_without_latencies_is_read_and_marked_for_replac
     assert stage.scalable_s == pytest.approx(5.0)
     # Written again, it is in the current format.
     assert not ApplicationProfile.load(profile.save(tmp_path / "again.json")).outdated
+
+
+def test_a_stage_latency_is_held_within_its_duration() -> None:
+    stage = StageProfile(stage_id=0, name="s", tasks=1, input_records=0, duration_s=2.0, latency_s=5.0)
+    assert stage.latency_s == 2.0
+    assert stage.scalable_s == 0.0
+    assert stage.duration_at_s(3.0) == pytest.approx(2.0)
