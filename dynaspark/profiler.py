@@ -46,6 +46,7 @@ class ProfileRecorder:
     _active_seconds: dict[int, float] = field(default_factory=dict, init=False)
     _waiting_seconds: dict[int, float] = field(default_factory=dict, init=False)
     _seen_s: dict[int, float] = field(default_factory=dict, init=False)
+    _busiest_share: dict[int, float] = field(default_factory=dict, init=False)
     _last_s: float | None = field(default=None, init=False)
     _last_active: tuple[int, ...] = field(default=(), init=False)
 
@@ -70,6 +71,7 @@ class ProfileRecorder:
             if stage.status != "PENDING":
                 self._stages[stage.stage_id] = stage
                 self._seen_s[stage.stage_id] = now_s
+                self._keep_busiest_share(stage)
         self._last_s = now_s
         self._last_active = tuple(s.stage_id for s in obs.active_stages)
 
@@ -81,6 +83,18 @@ class ProfileRecorder:
         for stage in stages:
             if stage.status == "COMPLETE":
                 self._stages[stage.stage_id] = stage
+
+    def _keep_busiest_share(self, stage: StageObservation) -> None:
+        """Remember which share of a stage's task time its busiest executor ran.
+
+        Spark's list of stages gives the tasks' run time per executor only in a stage's detail,
+        which the sensor reads while the stage runs; the sample that sees it complete has the
+        total only. The share seen last while it ran stands for the whole stage.
+        """
+        by_executor = stage.task_seconds_by_executor
+        total = sum(by_executor.values())
+        if by_executor and total > 0.0:
+            self._busiest_share[stage.stage_id] = max(by_executor.values()) / total
 
     @property
     def stages_seen(self) -> int:
@@ -155,10 +169,15 @@ class ProfileRecorder:
     def _busy_s(self, stage: StageObservation, scale: float) -> float | None:
         """The busiest executor's task run time over its slots, times ``scale``.
 
-        The whole stage's over all slots when the source does not break it down by executor.
+        Without a breakdown by executor in the stage's last sample, the busiest executor's
+        share seen while the stage ran is applied to its total; the whole stage's over all
+        slots when no sample broke it down.
         """
         if stage.task_seconds_by_executor and self.executor_slots > 0:
             return max(stage.task_seconds_by_executor.values()) * scale / self.executor_slots
+        share = self._busiest_share.get(stage.stage_id)
+        if share is not None and stage.task_seconds > 0.0 and self.executor_slots > 0:
+            return stage.task_seconds * share * scale / self.executor_slots
         if stage.task_seconds > 0.0 and self.task_slots > 0:
             return stage.task_seconds * scale / self.task_slots
         return None

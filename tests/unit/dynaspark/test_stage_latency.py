@@ -41,6 +41,30 @@ def test_latency_is_the_stage_time_its_busiest_executor_ran_no_task() -> None:
     assert recorder2.profile(11.0).stages[0].latency_s == pytest.approx(5.5)  # type: ignore[union-attr]
 
 
+def test_a_completed_stage_without_a_breakdown_keeps_the_busiest_executor_s_share_seen_while_it_ran() -> None:
+    # In a cluster the sample that sees a stage complete has its total task time only (Spark's
+    # stage list); the detail read while it ran said executor 0 ran 5/6 of it (its data is there).
+    recorder = ProfileRecorder(start_s=0.0, nominal_cores=2.0, task_slots=2, executor_slots=1)
+    _record(
+        recorder,
+        6.0,
+        _stage(
+            status="ACTIVE",
+            completed_tasks=3,
+            submission_time_s=1.0,
+            task_seconds=6.0,
+            task_seconds_by_executor={"0": 5.0, "1": 1.0},
+        ),
+    )
+    _record(recorder, 11.0, _stage(submission_time_s=1.0, completion_time_s=11.0, task_seconds=12.0))
+    profile = recorder.profile(11.0)
+    assert profile is not None
+    # Executor 0 ran 12 × 5/6 = 10 s of tasks in the 10 s stage: nothing of it is latency,
+    # where all slots together (12 / 2 = 6 s busy) would have made 4 s of it latency.
+    assert profile.stages[0].latency_s == pytest.approx(0.0)
+    assert profile.stages[0].scalable_s == pytest.approx(10.0)
+
+
 def test_a_last_stage_still_running_when_the_driver_left_is_extrapolated_and_the_rest_is_tail() -> None:
     recorder = ProfileRecorder(start_s=0.0, nominal_cores=2.0, task_slots=2, executor_slots=1)
     # Last seen at 12 s with 4 of 8 tasks done in 2 s; the driver stopped at 20 s.
