@@ -5,14 +5,15 @@ stage — or one that starts and ends between two samples — is never seen comp
 machine the driver also writes its event log (``spark.eventLog.*``, uncompressed, one JSON
 event per line, as Spark's history server reads it); each ``SparkListenerStageCompleted``
 carries the stage's submission and completion times and its tasks' run time, and each
-``SparkListenerTaskEnd`` the executor a task ran on and its run time.
+``SparkListenerTaskEnd`` the executor a task ran on, its run time and when it finished.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -44,8 +45,18 @@ def _accumulated(stage_info: Mapping[str, Any], name: str) -> float:
     return 0.0
 
 
+@dataclass
+class _Tasks:
+    """What the ``SparkListenerTaskEnd`` events of one stage attempt said."""
+
+    seconds_by_executor: dict[str, float] = field(default_factory=dict)
+    finish_times_s: list[float] = field(default_factory=list)
+
+
 def stage_from_event(
-    stage_info: Mapping[str, Any], task_seconds_by_executor: Mapping[str, float] | None = None
+    stage_info: Mapping[str, Any],
+    task_seconds_by_executor: Mapping[str, float] | None = None,
+    task_finish_times_s: Sequence[float] = (),
 ) -> StageObservation | None:
     """Turn the ``Stage Info`` of a ``SparkListenerStageCompleted`` event into a completed stage."""
     submitted = stage_info.get("Submission Time")
@@ -67,6 +78,7 @@ def stage_from_event(
         completion_time_s=float(completed) / 1000.0,
         task_seconds=_accumulated(stage_info, "internal.metrics.executorRunTime") / 1000.0,
         task_seconds_by_executor=dict(task_seconds_by_executor or {}),
+        task_finish_times_s=tuple(sorted(task_finish_times_s)),
     )
 
 
@@ -76,45 +88,53 @@ def read_completed_stages(folder: Path) -> tuple[StageObservation, ...]:
     Returns nothing when there is no log; a line that is not JSON (a log cut short) is skipped.
     """
     latest: dict[int, tuple[int, StageObservation]] = {}
-    task_s: dict[tuple[int, int], dict[str, float]] = {}
+    tasks: dict[tuple[int, int], _Tasks] = {}
     files = sorted(p for p in folder.glob("*") if p.is_file() and not p.name.startswith(".")) if folder.is_dir() else []
     for path in files:
         try:
             with path.open(encoding="utf-8", errors="replace") as lines:  # line by line: logs can be large
                 for line in lines:
-                    _read_event(line, task_s, latest)
+                    _read_event(line, tasks, latest)
         except OSError as exc:
             log.debug("cannot read event log %s: %s", path, exc)
     return tuple(latest[sid][1] for sid in sorted(latest))
 
 
 def _read_event(
-    line: str, task_s: dict[tuple[int, int], dict[str, float]], latest: dict[int, tuple[int, StageObservation]]
+    line: str, tasks: dict[tuple[int, int], _Tasks], latest: dict[int, tuple[int, StageObservation]]
 ) -> None:
     """Take one line of the event log: a task's end, a stage's completion, or nothing of ours."""
     if '"SparkListenerTaskEnd"' in line:
-        _add_task(line, task_s)
+        _add_task(line, tasks)
         return
     if '"SparkListenerStageCompleted"' not in line:
         return
     try:
         info = json.loads(line)["Stage Info"]
         attempt = int(info.get("Stage Attempt ID", 0))
-        stage = stage_from_event(info, task_s.get((int(info["Stage ID"]), attempt)))
+        ended = tasks.get((int(info["Stage ID"]), attempt), _Tasks())
+        stage = stage_from_event(info, ended.seconds_by_executor, ended.finish_times_s)
     except (ValueError, KeyError, TypeError):
         return
     if stage is not None and (stage.stage_id not in latest or attempt >= latest[stage.stage_id][0]):
         latest[stage.stage_id] = (attempt, stage)
 
 
-def _add_task(line: str, task_s: dict[tuple[int, int], dict[str, float]]) -> None:
-    """Add one ``SparkListenerTaskEnd`` event's run time to its stage attempt's executor."""
+def _add_task(line: str, tasks: dict[tuple[int, int], _Tasks]) -> None:
+    """Add one ``SparkListenerTaskEnd`` event to its stage attempt: run time per executor, finish time."""
     try:
         event = json.loads(line)
         key = (int(event["Stage ID"]), int(event.get("Stage Attempt ID", 0)))
-        executor = str(event["Task Info"]["Executor ID"])
+        info = event["Task Info"]
+        executor = str(info["Executor ID"])
         run_s = float((event.get("Task Metrics") or {}).get("Executor Run Time", 0)) / 1000.0
-    except (ValueError, KeyError, TypeError):
+        finished = info.get("Finish Time")
+        succeeded = (event.get("Task End Reason") or {}).get("Reason", "Success") == "Success" and not info.get(
+            "Failed", False
+        )
+    except (ValueError, KeyError, TypeError, AttributeError):
         return
-    per_executor = task_s.setdefault(key, {})
-    per_executor[executor] = per_executor.get(executor, 0.0) + run_s
+    ended = tasks.setdefault(key, _Tasks())
+    ended.seconds_by_executor[executor] = ended.seconds_by_executor.get(executor, 0.0) + run_s
+    if succeeded and isinstance(finished, int | float) and finished > 0:
+        ended.finish_times_s.append(float(finished) / 1000.0)

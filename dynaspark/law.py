@@ -206,7 +206,7 @@ class DeadlineControlLaw:
             waiting = set()
         idle = obs.idle_executor_ids() | waiting
         progress = executor_progress(active, executors, idle)
-        set_point = min(1.0, max(0.0, (now_s - plan.start_s) / plan.duration_s))
+        set_point = self._set_point(plan, now_s)
 
         busy = [e for e in executors if e not in idle]
         if at_risk:
@@ -269,6 +269,17 @@ class DeadlineControlLaw:
         else:
             stages_left = 1 + sum(1 for s in obs.pending_stages if s.stage_id > current.stage_id)
         return app_deadline_s - predicted >= stages_left * self.config.period_s
+
+    def _set_point(self, plan: StagePlan, now_s: float) -> float:
+        """The share of the stage's tasks that should be done by now.
+
+        The stage's time so far over its planned duration, mapped through its profiled progress
+        curve when it has one (the pace its tasks ended at when profiled, stretched to the
+        plan); a straight ramp otherwise.
+        """
+        time_fraction = min(1.0, max(0.0, (now_s - plan.start_s) / plan.duration_s))
+        profiled = self.profile.stage(plan.stage_id) if self.profile is not None and plan.on_profile else None
+        return time_fraction if profiled is None else profiled.planned_progress(time_fraction)
 
     def _idle_cores(self, state: LawState) -> float:
         """Cores for an executor that has no regulator yet: like its peers, else the middle."""

@@ -30,6 +30,8 @@ class StageObservation:
         task_seconds: Wall time of its finished tasks added up (Spark's ``executorRunTime``):
             how long the tasks kept task slots busy.
         task_seconds_by_executor: The same per executor id, when the source says.
+        task_finish_times_s: When each of its successful tasks finished (seconds since the
+            epoch, ascending), when the source says (the event log does).
     """
 
     stage_id: int
@@ -43,6 +45,7 @@ class StageObservation:
     completion_time_s: float | None = None
     task_seconds: float = 0.0
     task_seconds_by_executor: Mapping[str, float] = field(default_factory=dict)
+    task_finish_times_s: tuple[float, ...] = ()
 
     @property
     def fraction_done(self) -> float:

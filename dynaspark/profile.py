@@ -14,12 +14,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-PROFILE_FORMAT_VERSION = 2
-"""Version 2 added each stage's latency and takes a last stage's times from the event log."""
+PROFILE_FORMAT_VERSION = 3
+"""Version 2 added each stage's latency and takes a last stage's times from the event log;
+version 3 each stage's progress curve."""
 
-READABLE_FORMAT_VERSIONS = frozenset({1, 2})
-"""Formats this version reads. A version-1 profile plans as before (no latencies) and is
-replaced by the next successful run's profile (see :attr:`ApplicationProfile.outdated`)."""
+READABLE_FORMAT_VERSIONS = frozenset({1, 2, 3})
+"""Formats this version reads. An older profile plans as before (version 1: no latencies;
+versions 1 and 2: tasks done at an even pace) and is replaced by the next successful run's
+profile (see :attr:`ApplicationProfile.outdated`)."""
+
+PROGRESS_CURVE_POINTS = 10
+"""A progress curve holds the share of a stage's tasks done at each tenth of its duration."""
 
 
 @dataclass(frozen=True)
@@ -37,6 +42,10 @@ class StageProfile:
         latency_s: The part of ``duration_s`` that executor cores do not shorten: the time the
             stage ran while its task slots were not running its tasks (task launches, results
             travelling back, a short stage's round trips). Included in ``duration_s``.
+        progress_curve: The share of its tasks done at 1/N, 2/N, … (N−1)/N of its duration,
+            N − 1 values (``PROGRESS_CURVE_POINTS - 1`` when recorded): the pace its tasks ended
+            at. A stage whose first tasks also start its executors' Python workers ends few
+            tasks early and many late. Empty: an even pace.
     """
 
     stage_id: int
@@ -46,10 +55,29 @@ class StageProfile:
     duration_s: float
     idle_before_s: float = 0.0
     latency_s: float = 0.0
+    progress_curve: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
-        """Keep the latency within the duration it is part of."""
+        """Keep the latency within the duration it is part of, and the curve within [0, 1] and rising."""
         object.__setattr__(self, "latency_s", min(max(0.0, self.latency_s), max(0.0, self.duration_s)))
+        curve: list[float] = []
+        for value in self.progress_curve:
+            curve.append(max(curve[-1] if curve else 0.0, min(1.0, max(0.0, float(value)))))
+        object.__setattr__(self, "progress_curve", tuple(curve))
+
+    def planned_progress(self, time_fraction: float) -> float:
+        """The share of its tasks done after ``time_fraction`` of its duration, along its curve.
+
+        Between the curve's points progress is taken to grow evenly; with no curve it is
+        ``time_fraction`` itself.
+        """
+        t = min(1.0, max(0.0, time_fraction))
+        if not self.progress_curve:
+            return t
+        points = (0.0, *self.progress_curve, 1.0)
+        x = t * (len(points) - 1)
+        i = min(int(x), len(points) - 2)
+        return points[i] + (points[i + 1] - points[i]) * (x - i)
 
     @property
     def scalable_s(self) -> float:
@@ -75,6 +103,7 @@ class StageProfile:
             "durationSeconds": round(self.duration_s, 3),
             "idleBeforeSeconds": round(self.idle_before_s, 3),
             "latencySeconds": round(self.latency_s, 3),
+            "progressCurve": [round(v, 3) for v in self.progress_curve],
         }
 
     @classmethod
@@ -88,6 +117,7 @@ class StageProfile:
             duration_s=float(data["durationSeconds"]),
             idle_before_s=float(data.get("idleBeforeSeconds", 0.0)),
             latency_s=float(data.get("latencySeconds", 0.0)),
+            progress_curve=tuple(float(v) for v in data.get("progressCurve") or ()),
         )
 
 

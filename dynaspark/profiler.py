@@ -10,7 +10,11 @@ too: it counts before the stage, not in its work.
 Within a stage, only the time its tasks ran scales with the cores: the busiest executor's
 task run time (Spark's ``executorRunTime``) over its slots. The rest of the stage's wall time —
 task launches, results travelling back, the round trips of a short stage — is recorded as the
-stage's latency, which later plans do not stretch. Pure: time is an argument.
+stage's latency, which later plans do not stretch.
+
+Each stage also gets its progress curve: the share of its tasks done at each tenth of its
+duration, from its tasks' finish times where the source gives them all (the event log), else
+from the tasks done in the samples taken while it ran. Pure: time is an argument.
 """
 
 from __future__ import annotations
@@ -19,7 +23,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from dynaspark.observation import ProgressObservation, StageObservation
-from dynaspark.profile import ApplicationProfile, StageProfile
+from dynaspark.profile import PROGRESS_CURVE_POINTS, ApplicationProfile, StageProfile
+
+MIN_CURVE_SAMPLES = 3
+"""Samples taken while a stage ran below which its curve is left out (an even pace is assumed)."""
 
 
 @dataclass
@@ -47,6 +54,7 @@ class ProfileRecorder:
     _waiting_seconds: dict[int, float] = field(default_factory=dict, init=False)
     _seen_s: dict[int, float] = field(default_factory=dict, init=False)
     _busiest_share: dict[int, float] = field(default_factory=dict, init=False)
+    _done_at: dict[int, list[tuple[float, int]]] = field(default_factory=dict, init=False)
     _last_s: float | None = field(default=None, init=False)
     _last_active: tuple[int, ...] = field(default=(), init=False)
 
@@ -72,6 +80,7 @@ class ProfileRecorder:
                 self._stages[stage.stage_id] = stage
                 self._seen_s[stage.stage_id] = now_s
                 self._keep_busiest_share(stage)
+                self._done_at.setdefault(stage.stage_id, []).append((now_s, stage.completed_tasks))
         self._last_s = now_s
         self._last_active = tuple(s.stage_id for s in obs.active_stages)
 
@@ -140,6 +149,7 @@ class ProfileRecorder:
                     duration_s=latency_s + (measured_s - latency_s) * min(1.0, mean_cores / self.nominal_cores),
                     idle_before_s=max(0.0, submitted_s - previous_end_s) + waiting_s,
                     latency_s=latency_s,
+                    progress_curve=self._curve(stage, submitted_s + waiting_s, completed_s),
                 )
             )
             previous_end_s = max(previous_end_s, completed_s)
@@ -149,6 +159,25 @@ class ProfileRecorder:
             tail_s=max(0.0, end_s - previous_end_s),
             source=self.source,
         )
+
+    def _curve(self, stage: StageObservation, start_s: float, end_s: float) -> tuple[float, ...]:
+        """The share of the stage's tasks done at each tenth of ``[start_s, end_s]``.
+
+        Between two known points (a task's finish, or a sample's count) progress is taken to
+        grow evenly. Empty when too little is known.
+        """
+        tasks, span_s = stage.num_tasks, end_s - start_s
+        if tasks <= 1 or span_s <= 0.0:
+            return ()
+        if len(stage.task_finish_times_s) == tasks:
+            known = [(t, (k + 1) / tasks) for k, t in enumerate(sorted(stage.task_finish_times_s))]
+        else:
+            known = [(t, done / tasks) for t, done in self._done_at.get(stage.stage_id, ()) if start_s < t < end_s]
+            if len(known) < MIN_CURVE_SAMPLES:
+                return ()
+        xs = [0.0, *((min(max(t, start_s), end_s) - start_s) / span_s for t, _ in known), 1.0]
+        ys = [0.0, *(min(1.0, y) for _, y in known), 1.0]
+        return tuple(_rising_through(xs, ys, j / PROGRESS_CURVE_POINTS) for j in range(1, PROGRESS_CURVE_POINTS))
 
     def _end_of(self, stage: StageObservation, end_s: float) -> tuple[float, float | None]:
         """When a stage completed and how long its busiest task slots ran its tasks.
@@ -181,3 +210,20 @@ class ProfileRecorder:
         if stage.task_seconds > 0.0 and self.task_slots > 0:
             return stage.task_seconds * scale / self.task_slots
         return None
+
+
+def _rising_through(xs: list[float], ys: list[float], x: float) -> float:
+    """The value at ``x`` of the line through the points ``(xs, ys)`` (both ascending).
+
+    Where several points share an abscissa, the highest of them counts there.
+    """
+    value = 0.0
+    for x0, x1, y0, y1 in zip(xs, xs[1:], ys, ys[1:], strict=False):
+        if x1 <= x:
+            value = max(value, y1)
+        elif x0 <= x:
+            value = max(value, y0 + (y1 - y0) * (x - x0) / (x1 - x0))
+            break
+        else:
+            break
+    return value

@@ -40,6 +40,8 @@ class SimStage:
         name: Stage name.
         preferred_executors: Executors holding the stage's data (empty: no preference).
         task_latency_s: Wall time each task holds its slot before it runs (no cores used).
+        warmup_core_s: Extra work of the first task each executor runs in the stage (its
+            Python worker starting, the JVM compiling the stage's code).
     """
 
     stage_id: int
@@ -50,6 +52,7 @@ class SimStage:
     name: str = "stage"
     preferred_executors: tuple[str, ...] = ()
     task_latency_s: float = 0.0
+    warmup_core_s: float = 0.0
 
 
 @dataclass
@@ -68,6 +71,7 @@ class _StageRun:
     submitted_s: float | None = None
     completed_s: float | None = None
     last_local_launch_s: float | None = None
+    warmed: set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -175,7 +179,9 @@ class SimulatedSparkApp:
                 if waited_since is not None and self.t_s - waited_since < self.locality_wait_s - 1e-9:
                     continue
             while run.queue and len(run.running[e]) < self.slots_per_executor:
-                run.running[e].append(_Task(stage.task_latency_s, run.queue.pop()))
+                warmup = 0.0 if e in run.warmed else stage.warmup_core_s * self.work_scale
+                run.warmed.add(e)
+                run.running[e].append(_Task(stage.task_latency_s, run.queue.pop() + warmup))
                 if local and preferred:
                     run.last_local_launch_s = self.t_s
         self._next_executor = (self._next_executor + 1) % n

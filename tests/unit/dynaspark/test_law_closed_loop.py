@@ -192,10 +192,11 @@ def test_a_latency_bound_last_stage_is_not_given_time_it_cannot_use(seed: int) -
     assert last.latency_s > 0.6 * last.duration_s
     app, _, _ = _run(LATENCY_BOUND_LAST, deadline_s, profile, seed=seed)
     assert 0.9 * deadline_s <= app.t_s <= deadline_s + 1.0
-    # Planned as if all of it stretched, the job ends before 0.9 of its deadline.
+    # Planned as if all of it stretched and its tasks ended at an even pace (the profile of
+    # format 1), the job ends before 0.9 of its deadline.
     flat = ApplicationProfile(
         nominal_cores=profile.nominal_cores,
-        stages=tuple(replace(s, latency_s=0.0) for s in profile.stages),
+        stages=tuple(replace(s, latency_s=0.0, progress_curve=()) for s in profile.stages),
         tail_s=profile.tail_s,
     )
     flat_app, _, _ = _run(LATENCY_BOUND_LAST, deadline_s, flat, seed=seed)
