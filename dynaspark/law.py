@@ -176,6 +176,10 @@ class DeadlineControlLaw:
             regulators = {
                 e: self.regulator.start(initial if initial is not None else r.cores) for e, r in regulators.items()
             }
+            if initial is not None:
+                # An executor first seen as the stage starts begins where its peers do.
+                for e in executors:
+                    regulators.setdefault(e, self.regulator.start(initial))
             dt_s = 0.0
         for e in executors:
             regulators.setdefault(e, self.regulator.start(self._idle_cores(state)))

@@ -18,6 +18,7 @@ import pytest
 
 from controllers.stage_profiles import profile_configmap_name
 from dynaspark.api import DeadlineJob, DeadlineJobStatus
+from dynaspark.profile import PROFILE_FORMAT_VERSION
 from mlscale.units import format_cpu, parse_cpu
 from tests.operator.deadlinejob_helpers import (
     BASE,
@@ -308,5 +309,6 @@ async def test_a_profile_in_the_format_before_latencies_is_planned_with_then_rep
     configmap = await cluster.get(f"/api/v1/namespaces/{NAMESPACE}/configmaps/{name}")
     assert configmap is not None
     stored = json.loads(configmap["data"]["profile.json"])
-    assert stored["formatVersion"] == 2
+    assert stored["formatVersion"] == PROFILE_FORMAT_VERSION
     assert "latencySeconds" in stored["stages"][0]
+    assert "progressCurve" in stored["stages"][0]

@@ -103,6 +103,10 @@ def test_job_meets_its_deadline_under_cgroup_quotas_and_profiles_itself(
     assert any(s.latency_s > 0.0 for s in profile.stages)
     assert profile.tail_s > 0.2
     assert profile.total_duration_s <= report["completion_s"] + 0.5
+    # Every task's end is in the event log: each stage of several tasks has its progress curve.
+    curves = [s.progress_curve for s in profile.stages if s.tasks > 1]
+    assert curves
+    assert all(len(c) == 9 and list(c) == sorted(c) for c in curves)
     assert any("ProfileMissing" in c for c in report["conditions"])
     # Nothing of the run is left: no executor JVM, no cgroup.
     assert report["application_id"]
@@ -110,11 +114,12 @@ def test_job_meets_its_deadline_under_cgroup_quotas_and_profiles_itself(
     assert report["cgroup_paths"]
     assert not any(Path(p).exists() for p in report["cgroup_paths"])
 
-    # A profile an older version wrote (no latencies) is planned with, then replaced.
+    # A profile an older version wrote (no latencies, no curves) is planned with, then replaced.
     old = json.loads(Path(str(first_profile)).read_text())
     old["formatVersion"] = 1
     for stage in old["stages"]:
         del stage["latencySeconds"]
+        del stage["progressCurve"]
     Path(str(first_profile)).write_text(json.dumps(old))
 
     code, report = _run(path, tmp_path / "second")
@@ -123,4 +128,6 @@ def test_job_meets_its_deadline_under_cgroup_quotas_and_profiles_itself(
     assert not any("ProfileMissing" in c for c in report["conditions"])
     assert code == 0
     assert report["profile_cached"] == first_profile
-    assert not ApplicationProfile.load(Path(str(first_profile))).outdated
+    replaced = ApplicationProfile.load(Path(str(first_profile)))
+    assert not replaced.outdated
+    assert any(s.progress_curve for s in replaced.stages)

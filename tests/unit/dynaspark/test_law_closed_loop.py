@@ -201,3 +201,37 @@ def test_a_latency_bound_last_stage_is_not_given_time_it_cannot_use(seed: int) -
     )
     flat_app, _, _ = _run(LATENCY_BOUND_LAST, deadline_s, flat, seed=seed)
     assert flat_app.t_s < 0.9 * deadline_s
+
+
+# A stage whose first task on each executor also starts its Python worker (2.5 core-s more than
+# the others), then a short one: nothing ends in the first stage's first seconds.
+WARM_UP_FIRST = [
+    SimStage(0, 0, tasks=16, task_core_s=0.6, idle_before_s=3.0, warmup_core_s=2.5),
+    SimStage(1, 0, tasks=16, task_core_s=0.05, idle_before_s=0.1, task_latency_s=0.3),
+]
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_stage_whose_first_tasks_warm_up_is_tracked_along_its_profiled_curve(seed: int) -> None:
+    deadline_s = _completion_at_max(WARM_UP_FIRST) * 1.4
+    profile = profile_at_cores(WARM_UP_FIRST, 1.0)
+    assert profile.stages[0].progress_curve[:3] == (0.0, 0.0, 0.0)
+
+    def worst_error(p: ApplicationProfile) -> tuple[float, float]:
+        app, samples, _ = _run(WARM_UP_FIRST, deadline_s, p, seed=seed)
+        assert 0.9 * deadline_s <= app.t_s <= deadline_s
+        first = [s for s in samples if s.stage_id == 0 and s.set_point is not None and s.stage_progress is not None]
+        error = max(abs(s.set_point - s.stage_progress) for s in first)  # type: ignore[operator]
+        return error, max(max(s.cores.values()) for s in first)
+
+    curved_error, curved_peak = worst_error(profile)
+    even = ApplicationProfile(
+        nominal_cores=profile.nominal_cores,
+        stages=tuple(replace(s, progress_curve=()) for s in profile.stages),
+        tail_s=profile.tail_s,
+    )
+    even_error, even_peak = worst_error(even)
+    # Along the curve, progress stays close to the set point and the warm-up asks for no burst.
+    assert curved_error < 0.15
+    assert even_error > 2 * curved_error
+    assert curved_peak < even_peak
