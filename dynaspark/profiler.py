@@ -80,7 +80,8 @@ class ProfileRecorder:
                 self._stages[stage.stage_id] = stage
                 self._seen_s[stage.stage_id] = now_s
                 self._keep_busiest_share(stage)
-                self._done_at.setdefault(stage.stage_id, []).append((now_s, stage.completed_tasks))
+                if stage.status == "ACTIVE":
+                    self._done_at.setdefault(stage.stage_id, []).append((now_s, stage.completed_tasks))
         self._last_s = now_s
         self._last_active = tuple(s.stage_id for s in obs.active_stages)
 
