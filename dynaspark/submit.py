@@ -3,6 +3,11 @@
 Client mode (the driver runs here), ``spark.executor.cores = ceil(coresMax)`` task slots per
 executor, ``instances`` executors (``spark.cores.max`` in standalone mode), the job's own
 ``sparkConf``, and a driver UI on a port of our choosing so the sensor knows where to look.
+
+An executor JVM sizes its garbage collector and compiler threads from the CPUs it sees when it
+starts. In a pod that is the CPU limit, coresMax; here the JVM starts outside its cgroup and
+would see every core of the machine, so it is told ``ceil(coresMax)`` processors
+(``-XX:ActiveProcessorCount``), unless ``sparkConf`` sets that itself.
 """
 
 from __future__ import annotations
@@ -47,6 +52,9 @@ def submit_conf(
             "spark.pyspark.driver.python": sys.executable,
         }
     )
+    java_options = conf.get("spark.executor.extraJavaOptions", "")
+    if "ActiveProcessorCount" not in java_options:
+        conf["spark.executor.extraJavaOptions"] = f"{java_options} -XX:ActiveProcessorCount={slots}".strip()
     if dynamic_allocation:
         conf.update(
             {

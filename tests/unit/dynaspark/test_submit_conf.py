@@ -38,3 +38,12 @@ def test_an_event_log_the_user_configured_is_left_alone(tmp_path: Path) -> None:
     conf = submit_conf(_job(mine), 4050, event_log=tmp_path)
     assert conf["spark.eventLog.dir"] == "s3a://logs/"
     assert "spark.eventLog.compress" not in conf
+
+
+def test_executor_jvms_see_as_many_processors_as_a_pod_limited_to_cores_max_would() -> None:
+    conf = submit_conf(_job({"spark.executor.extraJavaOptions": "-Dmine=1"}), 4050)
+    assert conf["spark.executor.extraJavaOptions"] == "-Dmine=1 -XX:ActiveProcessorCount=2"
+    assert submit_conf(_job(cores_max="1"), 4050)["spark.executor.extraJavaOptions"] == "-XX:ActiveProcessorCount=1"
+    # A count the user chose stands.
+    theirs = {"spark.executor.extraJavaOptions": "-XX:ActiveProcessorCount=4"}
+    assert submit_conf(_job(theirs), 4050)["spark.executor.extraJavaOptions"] == "-XX:ActiveProcessorCount=4"
