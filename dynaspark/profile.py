@@ -9,7 +9,7 @@ the same order for the same program and arguments.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,23 @@ profile (see :attr:`ApplicationProfile.outdated`)."""
 
 PROGRESS_CURVE_POINTS = 10
 """A progress curve holds the share of a stage's tasks done at each tenth of its duration."""
+
+
+def rising_line_at(xs: Sequence[float], ys: Sequence[float], x: float) -> float:
+    """The value at ``x`` of the line through the points ``(xs, ys)`` (both ascending).
+
+    Where several points share an abscissa, the highest of them counts there.
+    """
+    value = 0.0
+    for x0, x1, y0, y1 in zip(xs, xs[1:], ys, ys[1:], strict=False):
+        if x1 <= x:
+            value = max(value, y1)
+        elif x0 <= x:
+            value = max(value, y0 + (y1 - y0) * (x - x0) / (x1 - x0))
+            break
+        else:
+            break
+    return value
 
 
 @dataclass(frozen=True)
@@ -74,10 +91,8 @@ class StageProfile:
         t = min(1.0, max(0.0, time_fraction))
         if not self.progress_curve:
             return t
-        points = (0.0, *self.progress_curve, 1.0)
-        x = t * (len(points) - 1)
-        i = min(int(x), len(points) - 2)
-        return points[i] + (points[i + 1] - points[i]) * (x - i)
+        ys = (0.0, *self.progress_curve, 1.0)
+        return rising_line_at([i / (len(ys) - 1) for i in range(len(ys))], ys, t)
 
     @property
     def scalable_s(self) -> float:

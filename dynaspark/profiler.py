@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from dynaspark.observation import ProgressObservation, StageObservation
-from dynaspark.profile import PROGRESS_CURVE_POINTS, ApplicationProfile, StageProfile
+from dynaspark.profile import PROGRESS_CURVE_POINTS, ApplicationProfile, StageProfile, rising_line_at
 
 MIN_CURVE_SAMPLES = 3
 """Samples taken while a stage ran below which its curve is left out (an even pace is assumed)."""
@@ -178,7 +178,7 @@ class ProfileRecorder:
                 return ()
         xs = [0.0, *((min(max(t, start_s), end_s) - start_s) / span_s for t, _ in known), 1.0]
         ys = [0.0, *(min(1.0, y) for _, y in known), 1.0]
-        return tuple(_rising_through(xs, ys, j / PROGRESS_CURVE_POINTS) for j in range(1, PROGRESS_CURVE_POINTS))
+        return tuple(rising_line_at(xs, ys, j / PROGRESS_CURVE_POINTS) for j in range(1, PROGRESS_CURVE_POINTS))
 
     def _end_of(self, stage: StageObservation, end_s: float) -> tuple[float, float | None]:
         """When a stage completed and how long its busiest task slots ran its tasks.
@@ -211,20 +211,3 @@ class ProfileRecorder:
         if stage.task_seconds > 0.0 and self.task_slots > 0:
             return stage.task_seconds * scale / self.task_slots
         return None
-
-
-def _rising_through(xs: list[float], ys: list[float], x: float) -> float:
-    """The value at ``x`` of the line through the points ``(xs, ys)`` (both ascending).
-
-    Where several points share an abscissa, the highest of them counts there.
-    """
-    value = 0.0
-    for x0, x1, y0, y1 in zip(xs, xs[1:], ys, ys[1:], strict=False):
-        if x1 <= x:
-            value = max(value, y1)
-        elif x0 <= x:
-            value = max(value, y0 + (y1 - y0) * (x - x0) / (x1 - x0))
-            break
-        else:
-            break
-    return value
