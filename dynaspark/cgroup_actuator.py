@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from dynaspark.observation import ExecutorCpu
 from dynaspark.processes import ExecutorProcess, descendants, executor_processes, parent_map
 from mlscale.cgroups import CgroupUnavailableError, CpuCgroup, cgroup_unavailable_reason
 
@@ -45,7 +46,7 @@ class CgroupCoresActuator:
         self.pids: dict[str, set[int]] = {}
         self.quota_writes = 0
         self._clock = time.monotonic
-        self._last_usage: dict[str, tuple[float, float]] = {}
+        self._last_usage: dict[str, tuple[float, float, int, int]] = {}
 
     def _executors(self) -> dict[str, ExecutorProcess]:
         app_id = self._application_id()
@@ -97,9 +98,10 @@ class CgroupCoresActuator:
                 result[executor_id] = group.read_quota_cores()
         return result
 
-    def used_cores(self) -> dict[str, float]:
-        """Cores each executor used since the previous call (its cgroup's CPU accounting).
+    def usage(self) -> dict[str, ExecutorCpu]:
+        """The CPU each executor used since the previous call (its cgroup's accounting).
 
+        Cores used on average, and the share of the CFS periods in which its quota ran out.
         An executor read for the first time is left out: there is no interval yet.
         """
         now = self._clock()
@@ -107,12 +109,15 @@ class CgroupCoresActuator:
         for executor_id, group in self.groups.items():
             try:
                 usage = group.usage_seconds()
+                periods, throttled = group.throttle_counts()
             except OSError:
                 continue
             last = self._last_usage.get(executor_id)
-            self._last_usage[executor_id] = (now, usage)
+            self._last_usage[executor_id] = (now, usage, periods, throttled)
             if last is not None and now > last[0]:
-                result[executor_id] = max(0.0, (usage - last[1]) / (now - last[0]))
+                elapsed = periods - last[2]
+                share = None if elapsed <= 0 else min(1.0, max(0.0, (throttled - last[3]) / elapsed))
+                result[executor_id] = ExecutorCpu(max(0.0, (usage - last[1]) / (now - last[0])), share)
         return result
 
     def usage_seconds(self) -> float:

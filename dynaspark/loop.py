@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dynaspark.law import DeadlineControlLaw, Decision, LawState
-from dynaspark.observation import ProgressObservation
+from dynaspark.observation import ExecutorCpu, ProgressObservation
 from dynaspark.ports import CoresActuator, CpuUsageMeter, ProgressSensor
 from dynaspark.profiler import ProfileRecorder
 
@@ -36,6 +36,8 @@ class ControlSample:
         at_risk: Whether the deadline was at risk.
         contended: Whether requests exceeded the capacity.
         used_cores: Cores each executor really used over the period before (where measured).
+        throttled_share: For each executor metered, the share of the CFS periods in which it
+            ran out of quota over the period before (how often it wanted more than it had).
     """
 
     t_s: float
@@ -49,6 +51,7 @@ class ControlSample:
     at_risk: bool
     contended: bool
     used_cores: dict[str, float] = field(default_factory=dict)
+    throttled_share: dict[str, float] = field(default_factory=dict)
 
     @classmethod
     def of(
@@ -57,9 +60,9 @@ class ControlSample:
         applied: Mapping[str, float],
         now_s: float,
         start_s: float,
-        used_cores: Mapping[str, float] | None = None,
+        cpu: Mapping[str, ExecutorCpu] | None = None,
     ) -> ControlSample:
-        """Build the sample of one period."""
+        """Build the sample of one period (``cpu``: what the executors used over the period before)."""
         predicted = decision.predicted_completion_s
         return cls(
             t_s=now_s - start_s,
@@ -72,7 +75,8 @@ class ControlSample:
             predicted_completion_s=None if predicted is None else predicted - start_s,
             at_risk=decision.at_risk,
             contended=decision.contended,
-            used_cores=dict(used_cores or {}),
+            used_cores={e: c.used_cores for e, c in (cpu or {}).items()},
+            throttled_share={e: c.throttled_share for e, c in (cpu or {}).items() if c.throttled_share is not None},
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -91,6 +95,7 @@ class ControlSample:
             "at_risk": self.at_risk,
             "contended": self.contended,
             "used_cores": {e: round(c, 3) for e, c in sorted(self.used_cores.items())},
+            "throttled_share": {e: round(c, 3) for e, c in sorted(self.throttled_share.items())},
         }
 
 
@@ -168,7 +173,7 @@ def run_control_loop(
         now_s = clock()
         previous_total = sum(applied.values())
         # What each executor used over the period that ends now (the law does not read it).
-        used = meter.used_cores() if meter is not None else {}
+        used = meter.usage() if meter is not None else {}
         state, decision, obs, applied = control_period(law, state, sensor, actuator, now_s)
         if recorder is not None:
             recorder.record(now_s, obs, previous_total)

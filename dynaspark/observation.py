@@ -56,6 +56,20 @@ class StageObservation:
 
 
 @dataclass(frozen=True)
+class ExecutorCpu:
+    """The CPU one executor used over the last period, as its cgroup accounts it.
+
+    Attributes:
+        used_cores: Cores it used on average over the period.
+        throttled_share: The share of the CFS periods (100 ms) in which it ran out of quota,
+            that is wanted more CPU than it was given; ``None`` when the source does not say.
+    """
+
+    used_cores: float
+    throttled_share: float | None = None
+
+
+@dataclass(frozen=True)
 class ProgressObservation:
     """The application's state at one instant.
 

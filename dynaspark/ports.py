@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Protocol
 
-from dynaspark.observation import ProgressObservation
+from dynaspark.observation import ExecutorCpu, ProgressObservation
 
 
 class ProgressSensor(Protocol):
@@ -33,8 +33,8 @@ class CoresActuator(Protocol):
 class CpuUsageMeter(Protocol):
     """Measures the CPU each executor really uses."""
 
-    def used_cores(self) -> Mapping[str, float]:
-        """Cores each executor used since the previous call; executors not measured yet are left out."""
+    def usage(self) -> Mapping[str, ExecutorCpu]:
+        """The CPU each executor used since the previous call; executors not measured yet are left out."""
         ...
 
 

@@ -195,6 +195,15 @@ class CpuCgroup:
                 return int(value) / 1e9
         return 0.0
 
+    def throttle_counts(self) -> tuple[int, int]:
+        """CFS periods elapsed with the cgroup runnable, and how many of them ran out of quota."""
+        counts = {"nr_periods": 0, "nr_throttled": 0}
+        for line in (self.path / "cpu.stat").read_text().splitlines():
+            key, _, value = line.partition(" ")
+            if key in counts:
+                counts[key] = int(value)
+        return counts["nr_periods"], counts["nr_throttled"]
+
     def destroy(self, timeout_s: float = 5.0) -> None:
         """Move remaining processes back to the parent and remove the cgroup."""
         for path in (self.path, self.acct_path):

@@ -9,7 +9,7 @@ import pytest
 
 from dynaspark.law import DeadlineControlLaw, LawConfig
 from dynaspark.loop import ControlSample, control_period, run_control_loop
-from dynaspark.observation import ProgressObservation
+from dynaspark.observation import ExecutorCpu, ProgressObservation
 from dynaspark.profiler import ProfileRecorder
 from dynaspark.regulator import RegulatorGains
 from dynaspark.simulation import SimStage, SimulatedSparkApp
@@ -40,17 +40,18 @@ class PlantActuator:
 
 
 class PlantMeter:
-    """Reports half of each executor's cores as used, over the period before."""
+    """Reports half of each executor's cores as used, over the period before, and the quota
+    running out in a tenth of the CFS periods of executor "0" (nothing said of the others)."""
 
     def __init__(self, actuator: PlantActuator) -> None:
         self.actuator = actuator
         self.calls = 0
 
-    def used_cores(self) -> Mapping[str, float]:
+    def usage(self) -> Mapping[str, ExecutorCpu]:
         self.calls += 1
         if self.calls == 1:
             return {}  # nothing measured before the first period
-        return {e: round(0.5 * c, 3) for e, c in self.actuator.cores.items()}
+        return {e: ExecutorCpu(round(0.5 * c, 3), 0.1 if e == "0" else None) for e, c in self.actuator.cores.items()}
 
 
 def _run(
@@ -119,6 +120,7 @@ def test_the_cpu_each_executor_used_is_reported_next_to_its_cores() -> None:
         assert after.used_cores == {e: round(0.5 * c, 3) for e, c in before.cores.items()}
     row = samples[10].to_dict()
     assert row["used_cores"] == {e: round(0.5 * c, 3) for e, c in samples[9].cores.items()}
+    assert row["throttled_share"] == {"0": 0.1}
     # Without a meter nothing is claimed.
     _, blind = _run(60.0, None, DeadlineControlLaw(LawConfig(deadline_s=60.0, instances=2, gains=GAINS)))
     assert all(s.used_cores == {} for s in blind)
