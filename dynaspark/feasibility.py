@@ -4,7 +4,7 @@ Two estimates, pure functions over plain numbers:
 
 * with a profile, the profiled durations (normalised to the profile's nominal cores) scaled
   to the cores available, except their latency, plus the profiled idle time: neither is
-  shortened by cores;
+  shortened by cores; the running stage's remaining share read along its progress curve;
 * without one, the core-seconds the running stage has used so far extrapolated to its end
   and to the stages Spark has announced (later jobs are unknown, so this errs early).
 """
@@ -28,6 +28,8 @@ def completion_at_cores_from_profile(
     completed_stage_ids: Collection[int],
     total_cores: float,
     idle_elapsed_s: float = 0.0,
+    current_elapsed_s: float = 0.0,
+    current_tasks: int = 0,
 ) -> float:
     """Predict when the application ends if it runs on ``total_cores`` from now on.
 
@@ -40,6 +42,9 @@ def completion_at_cores_from_profile(
         total_cores: Cores of all executors together.
         idle_elapsed_s: Between stages, how long the driver has already worked alone (taken
             off the next stage's profiled idle time).
+        current_elapsed_s: How long the running stage has run, in seconds at ``total_cores``
+            (the core-seconds it was given over ``total_cores``).
+        current_tasks: Its tasks (the resolution of ``current_fraction_done``).
 
     Returns:
         The predicted completion time (seconds).
@@ -51,7 +56,13 @@ def completion_at_cores_from_profile(
         if stage.stage_id in completed_stage_ids:
             continue
         if stage.stage_id == current_stage_id:
-            remaining_s += stage.duration_at_s(scale) * (1.0 - min(1.0, max(0.0, current_fraction_done)))
+            # Where it is along its profiled pace: its tasks done, and how long it has run.
+            at_cores_s = stage.duration_at_s(scale)
+            elapsed = current_elapsed_s / at_cores_s if at_cores_s > 0 else 1.0
+            done = stage.time_fraction_done(
+                current_fraction_done, tasks=current_tasks or stage.tasks, elapsed_fraction=elapsed
+            )
+            remaining_s += at_cores_s * (1.0 - done)
         elif current_stage_id is None or stage.stage_id > current_stage_id:
             idle_s = stage.idle_before_s
             if current_stage_id is None and next_stage:

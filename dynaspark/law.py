@@ -342,6 +342,8 @@ class DeadlineControlLaw:
                 completed_stage_ids=done,
                 total_cores=total,
                 idle_elapsed_s=idle_elapsed_s,
+                current_elapsed_s=state.stage_core_seconds / total if current is not None and total > 0 else 0.0,
+                current_tasks=0 if current is None else current.num_tasks,
             )
         if current is None:
             return None

@@ -44,6 +44,19 @@ def rising_line_at(xs: Sequence[float], ys: Sequence[float], x: float) -> float:
     return value
 
 
+def first_reaching(xs: Sequence[float], ys: Sequence[float], y: float) -> float:
+    """The first ``x`` at which the rising line through ``(xs, ys)`` reaches ``y``.
+
+    Its last abscissa when it never does; its first when it starts there.
+    """
+    if y <= ys[0]:
+        return xs[0]
+    for x0, x1, y0, y1 in zip(xs, xs[1:], ys, ys[1:], strict=False):
+        if y1 >= y:
+            return x0 if y1 <= y0 else x0 + (x1 - x0) * (y - y0) / (y1 - y0)
+    return xs[-1]
+
+
 @dataclass(frozen=True)
 class StageProfile:
     """One stage as the profiling run saw it.
@@ -93,6 +106,24 @@ class StageProfile:
             return t
         ys = (0.0, *self.progress_curve, 1.0)
         return rising_line_at([i / (len(ys) - 1) for i in range(len(ys))], ys, t)
+
+    def time_fraction_done(self, progress: float, *, tasks: int, elapsed_fraction: float) -> float:
+        """How much of its duration a stage has behind it, with ``progress`` of its tasks done.
+
+        With no curve that is ``progress`` itself. Along a curve, ``progress`` (known to one
+        task in ``tasks``) places the stage between the time the curve reaches it and the time
+        it reaches one task more; within that span, where the stage is comes from how long it
+        has run (``elapsed_fraction`` of its duration). So a stage whose first tasks take long
+        to end, as profiled, is not taken to be at its start for all that time.
+        """
+        done = min(1.0, max(0.0, progress))
+        if not self.progress_curve:
+            return done
+        ys = (0.0, *self.progress_curve, 1.0)
+        xs = [i / (len(ys) - 1) for i in range(len(ys))]
+        earliest = first_reaching(xs, ys, done)
+        latest = first_reaching(xs, ys, done + 1.0 / max(1, tasks)) if done < 1.0 else 1.0
+        return min(max(earliest, latest), max(earliest, elapsed_fraction))
 
     @property
     def scalable_s(self) -> float:

@@ -235,3 +235,22 @@ def test_a_stage_whose_first_tasks_warm_up_is_tracked_along_its_profiled_curve(s
     assert curved_error < 0.15
     assert even_error > 2 * curved_error
     assert curved_peak < even_peak
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("slack", [0.1, 0.2])
+def test_a_warm_up_that_goes_as_profiled_raises_no_deadline_at_risk(seed: int, slack: float) -> None:
+    # Its first tasks end late, as the profile's curve says they do: the earliest completion
+    # counts the warm-up run so far instead of taking the stage to be at its start.
+    deadline_s = _completion_at_max(WARM_UP_FIRST) * (1 + slack)
+    law = DeadlineControlLaw(
+        LawConfig(deadline_s=deadline_s, instances=2, gains=GAINS), profile_at_cores(WARM_UP_FIRST, 1.0)
+    )
+    app = SimulatedSparkApp(WARM_UP_FIRST, seed=seed)
+    state, risky = law.initial_state(app.t_s), []
+    while not app.finished:
+        state, decision = law.step(state, app.observe(), app.t_s)
+        risky.append(decision.at_risk)
+        app.advance(decision.cores, 1.0)
+    assert not any(risky)
+    assert 0.9 * deadline_s <= app.t_s <= deadline_s

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from dynaspark.event_log import read_completed_stages
+from dynaspark.feasibility import completion_at_cores_from_profile
 from dynaspark.law import DeadlineControlLaw, LawConfig
 from dynaspark.observation import ProgressObservation, StageObservation
 from dynaspark.profile import ApplicationProfile, StageProfile
@@ -149,3 +150,47 @@ def test_while_the_curve_says_the_first_tasks_warm_up_the_regulator_holds_its_fe
     assert held[0] < 0.5
     # An even ramp reads the same silence as falling behind and raises the cores.
     assert max(cores_after(even, 12)) >= held[0] + 0.3
+
+
+# Nothing ends in the first half (Python workers starting), then the tasks end evenly.
+WARMING = StageProfile(
+    stage_id=0,
+    name="map",
+    tasks=16,
+    input_records=0,
+    duration_s=10.0,
+    progress_curve=(0.0, 0.0, 0.0, 0.0, 0.0, 0.2, 0.4, 0.6, 0.8),
+)
+
+
+def test_where_a_stage_is_along_its_curve_comes_from_its_tasks_done_and_the_time_it_has_run() -> None:
+    # No task done: anywhere in the first half, by the time it has run; not beyond the point
+    # where the curve expects the first task (1/16) to have ended.
+    assert WARMING.time_fraction_done(0.0, tasks=16, elapsed_fraction=0.3) == pytest.approx(0.3)
+    assert WARMING.time_fraction_done(0.0, tasks=16, elapsed_fraction=0.9) == pytest.approx(0.5 + 0.1 * 0.0625 / 0.2)
+    # Half the tasks done: where the curve reaches a half, however long it has run.
+    assert WARMING.time_fraction_done(0.5, tasks=16, elapsed_fraction=0.1) == pytest.approx(0.75)
+    assert WARMING.time_fraction_done(1.0, tasks=16, elapsed_fraction=0.2) == 1.0
+    # Without a curve, the share of tasks done, as before.
+    even = StageProfile(stage_id=0, name="map", tasks=16, input_records=0, duration_s=10.0)
+    assert even.time_fraction_done(0.25, tasks=16, elapsed_fraction=0.9) == 0.25
+
+
+def test_the_earliest_completion_counts_a_warm_up_the_stage_has_already_run() -> None:
+    profile = ApplicationProfile(nominal_cores=2.0, stages=(WARMING,))
+
+    def predicted(elapsed_s: float) -> float:
+        return completion_at_cores_from_profile(
+            profile,
+            now_s=100.0,
+            current_stage_id=0,
+            current_fraction_done=0.0,
+            completed_stage_ids=(),
+            total_cores=2.0,
+            current_elapsed_s=elapsed_s,
+            current_tasks=16,
+        )
+
+    assert predicted(0.0) == pytest.approx(110.0)
+    # Four seconds into a warm-up of five with no task done is on the profiled pace.
+    assert predicted(4.0) == pytest.approx(106.0)
