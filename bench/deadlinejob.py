@@ -51,7 +51,7 @@ from dynaspark.regulator import quantise_cores  # noqa: E402
 from dynaspark.runner import RunResult, RunSettings, report_of, run_deadline_job  # noqa: E402
 from mlscale.report import write_report_json  # noqa: E402
 
-WORKLOADS = ("pagerank", "kmeans", "sortbykey", "aggregatebykey")
+WORKLOADS = ("pagerank", "kmeans", "sortbykey", "aggregatebykey", "enrich")
 RESULTS = REPO / "bench" / "results"
 
 

@@ -1,0 +1,41 @@
+"""The enrich example's tasks really wait for its lookup service (no Spark needed to see it)."""
+
+from __future__ import annotations
+
+import importlib.util
+import time
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+APP = Path(__file__).resolve().parents[3] / "examples" / "dynaspark" / "enrich.py"
+
+
+@pytest.fixture(scope="module")
+def enrich() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("enrich_example", APP)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_partition_is_enriched_batch_by_batch_through_the_service(enrich: ModuleType) -> None:
+    server = enrich.serve_lookups("127.0.0.1", 0.05)
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/lookup"
+        started = time.monotonic()
+        scored = list(enrich.enrich_partition(3, 120, 50, 100, url))
+        waited = time.monotonic() - started
+        again = list(enrich.enrich_partition(3, 120, 50, 100, url))
+    finally:
+        server.shutdown()
+    assert len(scored) == 120
+    assert {segment for segment, _ in scored} <= set(range(12))
+    assert scored == again  # generated data: the same partition, the same events and scores
+    assert waited >= 3 * 0.05  # three batches (50 + 50 + 20 events), one request each
+    # A user's features come from the service and shape the score.
+    event = (7, 0, [0.5] * enrich.FEATURES)
+    assert enrich.score(event, enrich._features(7)) != enrich.score(event, enrich._features(8))
