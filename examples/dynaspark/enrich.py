@@ -5,8 +5,8 @@ Usage: enrich.py --events 48000 --batch 50 --service-ms 20 --partitions 16
 Each task generates events, looks their users up in batches over HTTP and scores every event
 with the features it got back; a ``reduceByKey`` then totals the scores per segment. The
 lookup service stands in for a remote feature store: the driver serves it on its own address
-(``spark.driver.host``; 127.0.0.1 on one machine) and answers each request after
-``--service-ms``. Its tasks wait for the service part of the time, so an executor uses only
+(``spark.driver.bindAddress``, called at ``spark.driver.host``; 127.0.0.1 on one machine) and
+answers each request after ``--service-ms``. Its tasks wait for the service part of the time, so an executor uses only
 part of the cores it is given, however many that is.
 """
 
@@ -34,7 +34,7 @@ def _features(user: int) -> list[float]:
 
 
 def serve_lookups(host: str, service_s: float) -> ThreadingHTTPServer:
-    """Start the lookup service on ``host`` (a free port) in a daemon thread."""
+    """Start the lookup service on ``host`` (an address to bind; a free port) in a daemon thread."""
 
     class Lookup(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
@@ -66,9 +66,7 @@ def score(event: tuple[int, int, list[float]], features: list[float]) -> float:
     return total
 
 
-def enrich_partition(
-    partition: int, events: int, batch: int, users: int, url: str
-) -> Iterator[tuple[int, float]]:
+def enrich_partition(partition: int, events: int, batch: int, users: int, url: str) -> Iterator[tuple[int, float]]:
     """Generate one partition's events, look their users up in batches, score each event."""
     rng = random.Random(partition)
     for start in range(0, events, batch):
@@ -93,8 +91,10 @@ def main() -> None:
     args = parser.parse_args()
 
     sc = SparkContext(appName="enrich")
+    # Served where the driver listens, and called at the address executors know it by, as
+    # Spark's own driver endpoints are (locally 127.0.0.1 both; in a pod 0.0.0.0 and its Service).
     host = sc.getConf().get("spark.driver.host", "127.0.0.1")
-    server = serve_lookups(host, args.service_ms / 1000.0)
+    server = serve_lookups(sc.getConf().get("spark.driver.bindAddress", host), args.service_ms / 1000.0)
     url = f"http://{host}:{server.server_address[1]}/lookup"
     per_partition, batch, users = args.events // args.partitions, args.batch, args.users
     scores = (
