@@ -17,6 +17,7 @@ import yaml
 
 from controllers.kube import MANAGED_BY, child_labels
 from dynaspark.api import DeadlineJob
+from dynaspark.jvm import EXECUTOR_JAVA_OPTIONS, executor_java_options
 from mlscale.units import format_cpu, spark_memory
 
 KIND = "DeadlineJob"
@@ -101,6 +102,7 @@ def spark_conf(job: DeadlineJob, namespace: str) -> dict[str, str]:
             "spark.executor.instances": str(ex.instances),
             "spark.executor.memory": spark_memory(ex.memory),
             "spark.dynamicAllocation.enabled": "false",
+            EXECUTOR_JAVA_OPTIONS: executor_java_options(app.spark_conf),
         }
     )
     for key, value in executor_labels(name).items():

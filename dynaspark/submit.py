@@ -3,11 +3,8 @@
 Client mode (the driver runs here), ``spark.executor.cores = ceil(coresMax)`` task slots per
 executor, ``instances`` executors (``spark.cores.max`` in standalone mode), the job's own
 ``sparkConf``, and a driver UI on a port of our choosing so the sensor knows where to look.
-
-An executor JVM sizes its garbage collector and compiler threads from the CPUs it sees when it
-starts. In a pod that is the CPU limit, coresMax; here the JVM starts outside its cgroup and
-would see every core of the machine, so it is told ``ceil(coresMax)`` processors
-(``-XX:ActiveProcessorCount``), unless ``sparkConf`` sets that itself.
+Executor JVMs compile with C1 only and see ``ceil(coresMax)`` processors (:mod:`dynaspark.jvm`
+says why), unless ``sparkConf`` says otherwise.
 """
 
 from __future__ import annotations
@@ -18,6 +15,7 @@ from pathlib import Path
 
 from dynaspark.api import DeadlineJob
 from dynaspark.event_log import event_log_conf
+from dynaspark.jvm import EXECUTOR_JAVA_OPTIONS, executor_java_options
 from dynaspark.standalone import spark_home
 from mlscale.units import spark_memory
 
@@ -52,9 +50,7 @@ def submit_conf(
             "spark.pyspark.driver.python": sys.executable,
         }
     )
-    java_options = conf.get("spark.executor.extraJavaOptions", "")
-    if "ActiveProcessorCount" not in java_options:
-        conf["spark.executor.extraJavaOptions"] = f"{java_options} -XX:ActiveProcessorCount={slots}".strip()
+    conf[EXECUTOR_JAVA_OPTIONS] = executor_java_options(job.spec.application.spark_conf, processors=slots)
     if dynamic_allocation:
         conf.update(
             {

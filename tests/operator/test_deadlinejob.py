@@ -63,6 +63,8 @@ async def test_accepted_job_gets_its_children(operator: RunningOperator, cluster
     assert conf["spark.executor.memory"] == "1024m"
     assert conf["spark.kubernetes.executor.request.cores"] == "1500m"
     assert conf["spark.sql.shuffle.partitions"] == "8"
+    # C1 only; the pod's CPU limit sets the processors the JVM sees.
+    assert conf["spark.executor.extraJavaOptions"] == "-XX:TieredStopAtLevel=1"
     assert conf["spark.kubernetes.container.image"] == "registry.example/pagerank:1.0"
     assert conf["spark.kubernetes.executor.label.mlscale.dev/deadlinejob"] == "pagerank"
     template_path = conf["spark.kubernetes.executor.podTemplateFile"]

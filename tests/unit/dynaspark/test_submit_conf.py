@@ -40,10 +40,12 @@ def test_an_event_log_the_user_configured_is_left_alone(tmp_path: Path) -> None:
     assert "spark.eventLog.compress" not in conf
 
 
-def test_executor_jvms_see_as_many_processors_as_a_pod_limited_to_cores_max_would() -> None:
+def test_executor_jvms_compile_with_c1_and_see_as_many_processors_as_a_pod_limited_to_cores_max_would() -> None:
     conf = submit_conf(_job({"spark.executor.extraJavaOptions": "-Dmine=1"}), 4050)
-    assert conf["spark.executor.extraJavaOptions"] == "-Dmine=1 -XX:ActiveProcessorCount=2"
-    assert submit_conf(_job(cores_max="1"), 4050)["spark.executor.extraJavaOptions"] == "-XX:ActiveProcessorCount=1"
-    # A count the user chose stands.
-    theirs = {"spark.executor.extraJavaOptions": "-XX:ActiveProcessorCount=4"}
-    assert submit_conf(_job(theirs), 4050)["spark.executor.extraJavaOptions"] == "-XX:ActiveProcessorCount=4"
+    assert conf["spark.executor.extraJavaOptions"] == "-Dmine=1 -XX:TieredStopAtLevel=1 -XX:ActiveProcessorCount=2"
+    options = submit_conf(_job(cores_max="1"), 4050)["spark.executor.extraJavaOptions"]
+    assert options == "-XX:TieredStopAtLevel=1 -XX:ActiveProcessorCount=1"
+    # A count and a compilation mode the user chose stand.
+    options = "-XX:ActiveProcessorCount=4 -XX:TieredStopAtLevel=4"
+    theirs = {"spark.executor.extraJavaOptions": options}
+    assert submit_conf(_job(theirs), 4050)["spark.executor.extraJavaOptions"] == options

@@ -1,0 +1,39 @@
+"""The executor JVM options a DeadlineJob runs with, locally and in a pod.
+
+**Just-in-time compilation.** A HotSpot JVM compiles hot code twice: quickly with C1, then again
+with the optimising C2 compiler. C2's compiler threads burn CPU for tens of seconds after an
+executor starts, and that CPU comes out of the executor's quota: under the small quotas the law
+gives in a job's early stages, the tasks wait behind the compiler. A DeadlineJob's executors live
+for seconds to minutes, where C2's faster code does not pay back its compile time, so executors
+stop at C1 (``-XX:TieredStopAtLevel=1``) unless ``spark.executor.extraJavaOptions`` already says
+how to compile (``TieredStopAtLevel``, ``TieredCompilation`` or ``CompilationMode``): set
+``-XX:TieredStopAtLevel=4`` there to have C2 back for a long job.
+
+**Processors.** A JVM sizes its garbage collector and compiler threads from the processors it
+sees when it starts. In a pod that is its CPU limit, coresMax; on the local standalone cluster the
+executor starts outside its cgroup and would see every core of the machine, so there it is told
+``ceil(coresMax)`` processors (``-XX:ActiveProcessorCount``), unless the options set that too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+EXECUTOR_JAVA_OPTIONS = "spark.executor.extraJavaOptions"
+QUICK_COMPILATION = "-XX:TieredStopAtLevel=1"
+_COMPILATION_FLAGS = ("TieredStopAtLevel", "TieredCompilation", "CompilationMode")
+
+
+def executor_java_options(spark_conf: Mapping[str, str], processors: int | None = None) -> str:
+    """Return ``spark.executor.extraJavaOptions``: the job's own options, then ours where it sets none.
+
+    Args:
+        spark_conf: The job's ``sparkConf``.
+        processors: Processors to tell the JVM it has (``None``: leave the JVM to count them).
+    """
+    options = spark_conf.get(EXECUTOR_JAVA_OPTIONS, "").split()
+    if not any(flag in option for option in options for flag in _COMPILATION_FLAGS):
+        options.append(QUICK_COMPILATION)
+    if processors is not None and not any("ActiveProcessorCount" in option for option in options):
+        options.append(f"-XX:ActiveProcessorCount={processors}")
+    return " ".join(options)

@@ -1,0 +1,29 @@
+"""Executor JVM options: C1-only compilation and the processor count, unless the job says otherwise."""
+
+from __future__ import annotations
+
+import pytest
+
+from dynaspark.jvm import executor_java_options
+
+KEY = "spark.executor.extraJavaOptions"
+
+
+def test_executors_stop_at_c1_after_the_jobs_own_options() -> None:
+    assert executor_java_options({}) == "-XX:TieredStopAtLevel=1"
+    assert executor_java_options({KEY: " -Da=1  -Xss4m "}) == "-Da=1 -Xss4m -XX:TieredStopAtLevel=1"
+    with_processors = executor_java_options({KEY: "-Da=1"}, processors=3)
+    assert with_processors == "-Da=1 -XX:TieredStopAtLevel=1 -XX:ActiveProcessorCount=3"
+
+
+@pytest.mark.parametrize(
+    "theirs", ["-XX:TieredStopAtLevel=4", "-XX:-TieredCompilation", "-XX:CompilationMode=high-only"]
+)
+def test_a_compilation_mode_the_job_chose_stands(theirs: str) -> None:
+    assert executor_java_options({KEY: theirs}) == theirs
+    assert executor_java_options({KEY: theirs}, processors=2) == f"{theirs} -XX:ActiveProcessorCount=2"
+
+
+def test_a_processor_count_the_job_chose_stands() -> None:
+    options = executor_java_options({KEY: "-XX:ActiveProcessorCount=8"}, processors=2)
+    assert options == "-XX:ActiveProcessorCount=8 -XX:TieredStopAtLevel=1"
