@@ -39,7 +39,9 @@ class SparkApplication(ApiModel):
     image: str | None = None
     """Container image with Spark and the application, used for the driver and executor pods in a cluster."""
     spark_conf: dict[str, str] = Field(default_factory=dict)
-    """Extra Spark configuration (``spark.*`` keys); executor cores, instances and memory come from ``executors``."""
+    """Extra Spark configuration (``spark.*`` keys); executor cores, instances and memory come from ``executors``.
+    Executors get ``-XX:TieredStopAtLevel=1`` (C1 only) in ``spark.executor.extraJavaOptions`` unless those
+    options set a compilation mode."""
 
     @model_validator(mode="after")
     def _main_class_for_jvm(self) -> SparkApplication:
