@@ -235,11 +235,19 @@ async def test_services_sharing_a_node_are_cut_in_proportion(
         assert "scaled" in str((condition(obj, "Contended") or {}).get("message"))
         assert [e["type"] for e in await wait_for_events(cluster, "Contended", name)][:1] == ["Warning"]
 
-    # Settled: neither is over its share, and together they fit the node.
-    await cluster.wait_for(f"{PODS}/cnn-cpu-0", lambda p: server_cpu(p) == 1.5)
-    await cluster.wait_for(f"{PODS}/resnet-cpu-0", lambda p: server_cpu(p) == 1.5)
+    # Settled: each holds about half of the node. Both laws keep pushing up from the cut they
+    # were given, so a period may find one asking a step less than coresMax (1.9 against 2 gives
+    # 1.46 and 1.54): the shares follow the requests, never above what was asked.
+    def near_half(pod: dict[str, Any] | None) -> bool:
+        cpu = server_cpu(pod)
+        return cpu is not None and abs(cpu - 1.5) <= 0.1
+
+    await cluster.wait_for(f"{PODS}/cnn-cpu-0", near_half)
+    await cluster.wait_for(f"{PODS}/resnet-cpu-0", near_half)
+    held = [server_cpu(await cluster.get(f"{PODS}/{name}-cpu-0")) or 0.0 for name in ("cnn", "resnet")]
+    assert sum(held) <= 3.0 + 0.1  # together they fit the node (up to one period's lag between them)
     for name in ("cnn", "resnet"):
         status = status_of(await cluster.get(service_path(name)))
         (asked,) = status["controlState"]["requestedCores"]  # what the law asked before the cut
         assert asked > 1.5
-        assert status["cores"] == 1.5
+        assert 1.4 <= status["cores"] <= min(asked, 1.6)
