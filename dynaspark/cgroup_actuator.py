@@ -116,7 +116,9 @@ class CgroupCoresActuator:
             self._last_usage[executor_id] = (now, usage, periods, throttled)
             if last is not None and now > last[0]:
                 elapsed = periods - last[2]
-                share = None if elapsed <= 0 else min(1.0, max(0.0, (throttled - last[3]) / elapsed))
+                # The kernel counts only the CFS periods in which the group had work: none means
+                # it never ran, so never ran out of quota either.
+                share = 0.0 if elapsed <= 0 else min(1.0, max(0.0, (throttled - last[3]) / elapsed))
                 result[executor_id] = ExecutorCpu(max(0.0, (usage - last[1]) / (now - last[0])), share)
         return result
 

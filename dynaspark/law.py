@@ -8,6 +8,7 @@ resumes exactly where the previous one stopped.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 
 from dynaspark.api import DeadlineJob
@@ -35,6 +36,12 @@ class LawConfig:
         capacity_cores: Cores of the node/machine the executors share, or ``None`` for no limit.
         unprofiled_horizon: Without a profile, the fraction of the time left planned for the
             stages Spark has announced.
+        usage_ceiling: Cap a busy executor that did not use its cores (see
+            :meth:`DeadlineControlLaw._usage_ceiling`); needs a meter that reports throttling.
+        usage_headroom: The cap's margin over what was used, relative to it.
+        usage_headroom_cores: The cap's margin over what was used, absolute (cores).
+        unthrottled_below: Throttled share of the CFS periods under which an executor counts as
+            having had all the CPU it wanted.
     """
 
     deadline_s: float
@@ -45,6 +52,10 @@ class LawConfig:
     beta: float = 0.33
     capacity_cores: float | None = None
     unprofiled_horizon: float = 0.5
+    usage_ceiling: bool = True
+    usage_headroom: float = 0.25
+    usage_headroom_cores: float = 0.1
+    unthrottled_below: float = 0.05
 
     @property
     def max_total_cores(self) -> float:
@@ -218,10 +229,19 @@ class DeadlineControlLaw:
         else:
             updated = {e: self.regulator.update(regulators[e], set_point, progress[e], dt_s) for e in busy}
         requested = {e: updated[e].cores if e in updated else gains.cores_min for e in executors}
+        ceilings: dict[str, float] = {}
+        if not at_risk and not new_stage:
+            for e in busy:
+                ceiling = self._usage_ceiling(obs, state, e)
+                if ceiling is not None and ceiling < requested[e]:
+                    ceilings[e] = ceiling
+                    requested[e] = ceiling
         cores, contended = self._share(requested)
-        # Anti-windup against what is really applied, also when contention cut the request.
+        # Anti-windup against what is really applied when contention cut the request. A usage
+        # ceiling is not saturation: the regulator keeps its own output, which applies again as
+        # soon as the executor wants more than the ceiling.
         updated = {
-            e: replace(r, cores=cores[e], integral=cores[e] - r.proportional) if cores[e] != r.cores else r
+            e: replace(r, cores=cores[e], integral=cores[e] - r.proportional) if cores[e] != requested[e] else r
             for e, r in updated.items()
         }
         updated.update({e: regulators[e] for e in executors if e in idle})
@@ -254,7 +274,33 @@ class DeadlineControlLaw:
             at_risk=at_risk,
             contended=contended,
             planned_on_profile=plan.on_profile,
+            usage_ceilings=ceilings,
         )
+
+    def _usage_ceiling(self, obs: ProgressObservation, state: LawState, executor: str) -> float | None:
+        """The most cores a busy executor can use now, from what it used in the period that ends.
+
+        An executor that had cores above coresMin and never ran out of quota over the period
+        (its CFS throttling says so) wanted no more than it used: its tasks wait on I/O, on
+        shuffle fetches, on the driver. More cores than it used plus headroom would sit idle;
+        the ceiling caps them there. The next period that finds it throttled lifts the cap and
+        the regulator's own output applies again. ``None`` where no ceiling applies: no meter,
+        no throttling figure (the resource metrics API of a cluster has none), or an executor
+        that ran at coresMin (an idle one says nothing of what its next task needs).
+        """
+        cfg = self.config
+        if not cfg.usage_ceiling:
+            return None
+        cpu = obs.cpu.get(executor)
+        held = state.applied_cores.get(executor)
+        if cpu is None or cpu.throttled_share is None or held is None:
+            return None
+        if cpu.throttled_share >= cfg.unthrottled_below or held <= cfg.gains.cores_min + 1e-9:
+            return None
+        wanted = cpu.used_cores * (1.0 + cfg.usage_headroom) + cfg.usage_headroom_cores
+        q = cfg.gains.quantum
+        ceiling = math.ceil(wanted / q - 1e-9) * q
+        return round(min(cfg.gains.cores_max, max(cfg.gains.cores_min, ceiling)), 6)
 
     def _room_to_idle_waiting(
         self, obs: ProgressObservation, current: StageObservation, predicted: float | None, app_deadline_s: float

@@ -106,7 +106,8 @@ class Decision:
 
     Attributes:
         cores: Cores per executor id to apply now.
-        requested_cores: What the regulators asked before contention sharing.
+        requested_cores: What each executor asked before contention sharing (its regulator's
+            output, capped by its usage ceiling).
         stage_id: The stage being regulated, ``None`` between stages.
         set_point: ``SP`` of that stage, in [0, 1].
         stage_progress: Fraction of the running stage(s) done.
@@ -120,6 +121,8 @@ class Decision:
         contended: The requests exceeded the capacity and were scaled down.
         planned_on_profile: Whether the running stage was planned on the profile
             (``None`` between stages before any plan).
+        usage_ceilings: Executors whose request was capped at what they used plus headroom
+            (they were not throttled over the period before), with the cap.
     """
 
     cores: dict[str, float]
@@ -136,6 +139,7 @@ class Decision:
     at_risk: bool
     contended: bool
     planned_on_profile: bool | None
+    usage_ceilings: Mapping[str, float] = field(default_factory=dict)
 
     @property
     def predicted_miss_s(self) -> float:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from dynaspark.law import DeadlineControlLaw, Decision, LawState
@@ -38,6 +38,7 @@ class ControlSample:
         used_cores: Cores each executor really used over the period before (where measured).
         throttled_share: For each executor metered, the share of the CFS periods in which it
             ran out of quota over the period before (how often it wanted more than it had).
+        usage_ceilings: Executors capped at what they used plus headroom, with the cap.
     """
 
     t_s: float
@@ -52,6 +53,7 @@ class ControlSample:
     contended: bool
     used_cores: dict[str, float] = field(default_factory=dict)
     throttled_share: dict[str, float] = field(default_factory=dict)
+    usage_ceilings: dict[str, float] = field(default_factory=dict)
 
     @classmethod
     def of(
@@ -77,6 +79,7 @@ class ControlSample:
             contended=decision.contended,
             used_cores={e: c.used_cores for e, c in (cpu or {}).items()},
             throttled_share={e: c.throttled_share for e, c in (cpu or {}).items() if c.throttled_share is not None},
+            usage_ceilings=dict(decision.usage_ceilings),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -96,6 +99,7 @@ class ControlSample:
             "contended": self.contended,
             "used_cores": {e: round(c, 3) for e, c in sorted(self.used_cores.items())},
             "throttled_share": {e: round(c, 3) for e, c in sorted(self.throttled_share.items())},
+            "usage_ceilings": dict(sorted(self.usage_ceilings.items())),
         }
 
 
@@ -105,6 +109,8 @@ def control_period(
     sensor: ProgressSensor,
     actuator: CoresActuator,
     now_s: float,
+    *,
+    cpu: Mapping[str, ExecutorCpu] | None = None,
 ) -> tuple[LawState, Decision, ProgressObservation, Mapping[str, float]]:
     """Run one period: read progress, decide, apply.
 
@@ -114,11 +120,14 @@ def control_period(
         sensor: Where progress comes from.
         actuator: Where cores go.
         now_s: Now (seconds since the epoch).
+        cpu: What each executor used over the period that ends now, where metered.
 
     Returns:
         The next state, the decision, the observation it was made on, and the cores applied.
     """
     obs = sensor.read()
+    if cpu:
+        obs = replace(obs, cpu=dict(cpu))
     state, decision = law.step(state, obs, now_s)
     applied = actuator.apply(decision.cores)
     log.debug(
@@ -160,7 +169,8 @@ def run_control_loop(
         recorder: Fed every observation, to build the stage profile.
         on_sample: Called after every period (progress line, status update).
         max_s: Stop after this long even if the application has not ended.
-        meter: Measures the cores each executor used (reported next to what it was given).
+        meter: Measures the cores each executor used and whether it was throttled (the law's
+            usage ceiling; reported next to what it was given).
 
     Returns:
         The last state and every sample.
@@ -172,9 +182,10 @@ def run_control_loop(
     while not finished() and clock() - state.start_s < max_s:
         now_s = clock()
         previous_total = sum(applied.values())
-        # What each executor used over the period that ends now (the law does not read it).
+        # What each executor used over the period that ends now: the law caps an executor
+        # that was not throttled near what it used.
         used = meter.usage() if meter is not None else {}
-        state, decision, obs, applied = control_period(law, state, sensor, actuator, now_s)
+        state, decision, obs, applied = control_period(law, state, sensor, actuator, now_s, cpu=used)
         if recorder is not None:
             recorder.record(now_s, obs, previous_total)
         sample = ControlSample.of(decision, applied, now_s, state.start_s, used)

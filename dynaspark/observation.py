@@ -80,6 +80,8 @@ class ProgressObservation:
         finished: ``True`` once the application has ended.
         active_tasks_by_executor: Tasks running now on each executor; empty when the source
             does not say (an executor missing from it is then taken to be busy).
+        cpu: The CPU each executor used over the period that ends now, where it is metered
+            (the executors' cgroups locally); empty when nothing meters it.
     """
 
     stages: tuple[StageObservation, ...] = ()
@@ -87,6 +89,7 @@ class ProgressObservation:
     application_id: str | None = None
     finished: bool = False
     active_tasks_by_executor: Mapping[str, int] = field(default_factory=dict)
+    cpu: Mapping[str, ExecutorCpu] = field(default_factory=dict)
 
     @property
     def active_stages(self) -> tuple[StageObservation, ...]:

@@ -1,8 +1,10 @@
 """A simulated Spark application: the plant the control law is tested and tuned against.
 
 Stages run one after another; each has tasks whose work (core-seconds) is drawn around a
-mean. Executors have task slots; a running task advances at ``min(1, cores / running)`` core,
-because a task is one thread and the executor's cores are shared by its running tasks. A
+mean. Executors have task slots; a running task advances at ``min(demand, cores / running)`` core,
+because a task is one thread (``demand`` is 1, less for a task that waits on I/O) and the
+executor's cores are shared by its running tasks; each executor's use and throttling are
+accounted as its cgroup would. A
 stage may have a latency per task: the wall time a slot holds a task before it runs (launch,
 fetch), which cores do not shorten and which Spark does not count as task run time. Before
 a stage starts the driver may work alone (``idle_before_s``); stages of one job are announced
@@ -16,10 +18,10 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from dynaspark.law import DeadlineControlLaw, LawState
-from dynaspark.observation import ProgressObservation, StageObservation, StageStatus
+from dynaspark.observation import ExecutorCpu, ProgressObservation, StageObservation, StageStatus
 from dynaspark.profile import ApplicationProfile
 from dynaspark.profiler import ProfileRecorder
 
@@ -42,6 +44,8 @@ class SimStage:
         task_latency_s: Wall time each task holds its slot before it runs (no cores used).
         warmup_core_s: Extra work of the first task each executor runs in the stage (its
             Python worker starting, the JVM compiling the stage's code).
+        task_demand_cores: The most CPU one running task can use (1: a busy thread; less: a
+            task that waits on I/O part of the time and runs no faster with more cores).
     """
 
     stage_id: int
@@ -53,6 +57,7 @@ class SimStage:
     preferred_executors: tuple[str, ...] = ()
     task_latency_s: float = 0.0
     warmup_core_s: float = 0.0
+    task_demand_cores: float = 1.0
 
 
 @dataclass
@@ -105,6 +110,12 @@ class SimulatedSparkApp:
     _rng: random.Random = field(init=False)
     _next_executor: int = field(init=False, default=0)
     core_seconds: float = field(init=False, default=0.0)
+    used_core_seconds: float = field(init=False, default=0.0)
+    last_cpu: dict[str, ExecutorCpu] = field(init=False, default_factory=dict)
+    """What each executor used over the last :meth:`advance`, as its cgroup would account it."""
+    _used: dict[str, float] = field(init=False, default_factory=dict)
+    _runnable: dict[str, int] = field(init=False, default_factory=dict)
+    _throttled: dict[str, int] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         """Draw every task's work and start the first stage's idle time."""
@@ -127,12 +138,24 @@ class SimulatedSparkApp:
     def advance(self, cores: Mapping[str, float], dt_s: float) -> None:
         """Run the plant for ``dt_s`` seconds with the given cores per executor."""
         elapsed = 0.0
+        self._used = dict.fromkeys(self.executor_ids, 0.0)
+        self._runnable = dict.fromkeys(self.executor_ids, 0)
+        self._throttled = dict.fromkeys(self.executor_ids, 0)
         while elapsed < dt_s - 1e-9 and not self.finished:
             h = min(SUBSTEP_S, dt_s - elapsed)
             self._substep(cores, h)
             elapsed += h
         self.core_seconds += sum(cores.get(e, 0.0) for e in self.executor_ids) * dt_s
+        self.used_core_seconds += sum(self._used.values())
         self.t_s += dt_s - elapsed
+        self.last_cpu = {
+            e: ExecutorCpu(
+                self._used[e] / dt_s,
+                self._throttled[e] / self._runnable[e] if self._runnable[e] else 0.0,
+            )
+            for e in self.executor_ids
+            if dt_s > 0
+        }
 
     def _substep(self, cores: Mapping[str, float], h: float) -> None:
         self.t_s += h
@@ -149,7 +172,13 @@ class SimulatedSparkApp:
             if not tasks:
                 continue
             working = [t for t in tasks if t.latency_s <= 1e-9]
-            speed = min(1.0, cores.get(e, 0.0) / len(working)) if working else 0.0
+            per_task = cores.get(e, 0.0) / len(working) if working else 0.0
+            speed = min(stage.task_demand_cores, per_task) if working else 0.0
+            if working:
+                self._used[e] = self._used.get(e, 0.0) + speed * len(working) * h
+                self._runnable[e] = self._runnable.get(e, 0) + 1
+                if per_task < stage.task_demand_cores - 1e-9:
+                    self._throttled[e] = self._throttled.get(e, 0) + 1
             for task in tasks:
                 if task.latency_s > 1e-9:
                     task.latency_s -= h
@@ -254,6 +283,7 @@ def run_closed_loop(
     period_s: float = 1.0,
     max_s: float = 3600.0,
     stop_after_steps: int | None = None,
+    metered: bool = True,
 ) -> tuple[LawState, list[LoopSample]]:
     """Drive the plant with the law until the application ends (or ``stop_after_steps``).
 
@@ -264,6 +294,8 @@ def run_closed_loop(
         period_s: Sampling period.
         max_s: Give up after this much simulated time.
         stop_after_steps: Stop after this many steps (to test resuming).
+        metered: Tell the law what each executor used over the period before, as the local
+            cgroup meter does (``False``: progress only, as in a cluster without throttling data).
 
     Returns:
         The law's last state and one sample per step.
@@ -272,7 +304,10 @@ def run_closed_loop(
     while not app.finished and app.t_s - app.start_s < max_s:
         if stop_after_steps is not None and len(samples) >= stop_after_steps:
             break
-        state, decision = law.step(state, app.observe(), app.t_s)
+        obs = app.observe()
+        if metered and app.last_cpu:
+            obs = replace(obs, cpu=dict(app.last_cpu))
+        state, decision = law.step(state, obs, app.t_s)
         samples.append(
             LoopSample(app.t_s, dict(decision.cores), decision.set_point, decision.stage_progress, decision.stage_id)
         )

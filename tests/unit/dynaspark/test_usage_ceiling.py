@@ -1,0 +1,144 @@
+"""The usage ceiling: an executor that did not use its cores is not given more than it uses."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from dynaspark.law import DeadlineControlLaw, LawConfig, LawState
+from dynaspark.observation import ExecutorCpu, ProgressObservation
+from dynaspark.regulator import RegulatorGains
+from dynaspark.simulation import SimStage, SimulatedSparkApp, profile_at_cores, run_closed_loop
+
+GAINS = RegulatorGains(gain=2.0, integral_time_s=12.0, cores_min=0.1, cores_max=1.0)
+
+# Tasks that wait on I/O: one uses at most 0.3 core, more cores do not make it faster.
+WAITING = [
+    SimStage(0, 0, tasks=20, task_core_s=0.15, idle_before_s=2.0, task_demand_cores=0.3),
+    SimStage(1, 0, tasks=30, task_core_s=0.1, idle_before_s=0.5, task_demand_cores=0.25),
+]
+# CPU-bound stages: every task uses all the cores it gets.
+BUSY = [
+    SimStage(0, 0, tasks=20, task_core_s=0.5, idle_before_s=3.0),
+    SimStage(1, 0, tasks=40, task_core_s=0.4, idle_before_s=0.2),
+    SimStage(2, 1, tasks=30, task_core_s=0.6, idle_before_s=1.0),
+]
+# An I/O-bound job, then a CPU-bound one.
+WAITING_THEN_BUSY = [WAITING[0], SimStage(1, 1, tasks=40, task_core_s=0.4, idle_before_s=0.5)]
+
+
+def _completion_at_max(stages: list[SimStage]) -> float:
+    app = SimulatedSparkApp(stages, seed=0)
+    while not app.finished:
+        app.advance({"0": 1.0, "1": 1.0}, 1.0)
+    return app.t_s
+
+
+def _run(stages: list[SimStage], slack: float, seed: int, *, metered: bool) -> tuple[SimulatedSparkApp, float]:
+    deadline_s = _completion_at_max(stages) * (1 + slack)
+    law = DeadlineControlLaw(LawConfig(deadline_s=deadline_s, instances=2, gains=GAINS), profile_at_cores(stages, 1.0))
+    app = SimulatedSparkApp(stages, seed=seed)
+    run_closed_loop(app, law, law.initial_state(app.t_s), max_s=10 * deadline_s, metered=metered)
+    return app, deadline_s
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_executors_waiting_on_io_are_given_less_and_finish_as_soon(seed: int) -> None:
+    without, deadline_s = _run(WAITING, 0.2, seed, metered=False)
+    capped, _ = _run(WAITING, 0.2, seed, metered=True)
+    assert capped.t_s <= deadline_s
+    assert capped.t_s == pytest.approx(without.t_s, abs=1.0)  # no slower: the cores cut were idle
+    assert capped.used_core_seconds == pytest.approx(without.used_core_seconds, rel=0.02)
+    assert capped.core_seconds <= 0.88 * without.core_seconds
+    # What was allocated and not used shrank by a quarter or more (the rest: the headroom, the
+    # first period of each stage, the driver's time before and between the stages).
+    assert capped.core_seconds - capped.used_core_seconds <= 0.75 * (without.core_seconds - without.used_core_seconds)
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+@pytest.mark.parametrize("slack", [0.2, 0.4])
+def test_cpu_bound_executors_are_never_capped(seed: int, slack: float) -> None:
+    without, deadline_s = _run(BUSY, slack, seed, metered=False)
+    capped, _ = _run(BUSY, slack, seed, metered=True)
+    assert capped.t_s <= deadline_s
+    assert capped.t_s == pytest.approx(without.t_s, abs=1e-6)
+    assert capped.core_seconds == pytest.approx(without.core_seconds, rel=1e-6)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("slack", [0.2, 0.4])
+def test_a_cpu_bound_job_after_an_io_bound_one_still_meets_its_deadline(seed: int, slack: float) -> None:
+    capped, deadline_s = _run(WAITING_THEN_BUSY, slack, seed, metered=True)
+    assert 0.85 * deadline_s <= capped.t_s <= deadline_s
+
+
+def _mid_stage() -> tuple[DeadlineControlLaw, LawState, ProgressObservation]:
+    """A law a few periods into a CPU-bound stage, and the plant's observation then."""
+    deadline_s = _completion_at_max(BUSY) * 1.4
+    law = DeadlineControlLaw(LawConfig(deadline_s=deadline_s, instances=2, gains=GAINS), profile_at_cores(BUSY, 1.0))
+    app = SimulatedSparkApp(BUSY, seed=1)
+    state, _ = run_closed_loop(app, law, law.initial_state(app.t_s), stop_after_steps=8, metered=False)
+    assert state.plan is not None
+    assert all(c > GAINS.cores_min for c in state.applied_cores.values())
+    return law, state, app.observe()
+
+
+def test_an_unthrottled_executor_is_capped_at_what_it_used_plus_headroom() -> None:
+    law, state, obs = _mid_stage()
+    _, free = law.step(state, obs, obs_time(state))
+    cpu = {"0": ExecutorCpu(0.2, 0.0), "1": ExecutorCpu(0.2, 0.6)}
+    _, decision = law.step(state, replace(obs, cpu=cpu), obs_time(state))
+    # 0.2 used, +25 % and +0.1 core, rounded up to the quantum.
+    assert decision.cores["0"] == pytest.approx(0.35)
+    assert decision.usage_ceilings == {"0": pytest.approx(0.35)}
+    assert free.cores["0"] > 0.35
+    # The throttled one wanted more than it had: the regulator's output stands.
+    assert decision.cores["1"] == free.cores["1"]
+
+
+@pytest.mark.parametrize(
+    "cpu",
+    [ExecutorCpu(0.2, None), ExecutorCpu(0.2, 0.05)],
+    ids=["throttling-unknown", "throttled-once-in-twenty"],
+)
+def test_no_ceiling_without_evidence_that_the_executor_had_enough(cpu: ExecutorCpu) -> None:
+    law, state, obs = _mid_stage()
+    _, free = law.step(state, obs, obs_time(state))
+    _, decision = law.step(state, replace(obs, cpu={"0": cpu, "1": cpu}), obs_time(state))
+    assert decision.cores == free.cores
+    assert decision.usage_ceilings == {}
+
+
+def test_no_ceiling_from_a_period_at_cores_min_or_when_disabled() -> None:
+    law, state, obs = _mid_stage()
+    cpu = {"0": ExecutorCpu(0.05, 0.0), "1": ExecutorCpu(0.05, 0.0)}
+    idle_before = replace(state, applied_cores={"0": GAINS.cores_min, "1": GAINS.cores_min})
+    _, decision = law.step(idle_before, replace(obs, cpu=cpu), obs_time(state))
+    assert decision.usage_ceilings == {}
+    off = DeadlineControlLaw(replace(law.config, usage_ceiling=False), law.profile)
+    _, decision = off.step(state, replace(obs, cpu=cpu), obs_time(state))
+    assert decision.usage_ceilings == {}
+
+
+def test_the_cap_lifts_the_period_the_executor_is_throttled_and_the_regulator_resumes() -> None:
+    law, state, obs = _mid_stage()
+    now = obs_time(state)
+    capped_state, capped = law.step(state, replace(obs, cpu={"0": ExecutorCpu(0.2, 0.0)}), now)
+    assert capped.cores["0"] == pytest.approx(0.35)
+    # The regulator kept its own output (a ceiling is not saturation: no back-calculation).
+    assert capped_state.regulators["0"].cores > 0.35
+    later = now + law.config.period_s
+    _, lifted = law.step(capped_state, replace(obs, cpu={"0": ExecutorCpu(0.35, 1.0)}), later)
+    _, reference = law.step(capped_state, obs, later)
+    assert lifted.cores["0"] == reference.cores["0"] > 0.35
+    assert lifted.usage_ceilings == {}
+    # And the state with a ceiling in it still serialises and resumes to the same decision.
+    resumed = LawState.from_dict(capped_state.to_dict())
+    assert law.step(resumed, obs, later)[1].cores == reference.cores
+
+
+def obs_time(state: LawState) -> float:
+    """The next period's time after ``state``'s last step."""
+    assert state.last_step_s is not None
+    return state.last_step_s + 1.0
