@@ -3,8 +3,8 @@
 Client mode (the driver runs here), ``spark.executor.cores = ceil(coresMax)`` task slots per
 executor, ``instances`` executors (``spark.cores.max`` in standalone mode), the job's own
 ``sparkConf``, and a driver UI on a port of our choosing so the sensor knows where to look.
-Executor JVMs compile with C1 only and see ``ceil(coresMax)`` processors (:mod:`dynaspark.jvm`
-says why), unless ``sparkConf`` says otherwise.
+Executor JVMs compile with C1 only and see ``ceil(coresMax)`` processors, and the driver JVM
+compiles with C1 only (:mod:`dynaspark.jvm` says why), unless ``sparkConf`` says otherwise.
 """
 
 from __future__ import annotations
@@ -15,7 +15,12 @@ from pathlib import Path
 
 from dynaspark.api import DeadlineJob
 from dynaspark.event_log import event_log_conf
-from dynaspark.jvm import EXECUTOR_JAVA_OPTIONS, executor_java_options
+from dynaspark.jvm import (
+    DRIVER_JAVA_OPTIONS,
+    EXECUTOR_JAVA_OPTIONS,
+    executor_java_options,
+    local_driver_java_options,
+)
 from dynaspark.standalone import spark_home
 from mlscale.units import spark_memory
 
@@ -51,6 +56,7 @@ def submit_conf(
         }
     )
     conf[EXECUTOR_JAVA_OPTIONS] = executor_java_options(job.spec.application.spark_conf, processors=slots)
+    conf[DRIVER_JAVA_OPTIONS] = local_driver_java_options(job.spec.application.spark_conf)
     if dynamic_allocation:
         conf.update(
             {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dynaspark.jvm import executor_java_options
+from dynaspark.jvm import executor_java_options, local_driver_java_options
 
 KEY = "spark.executor.extraJavaOptions"
 
@@ -27,3 +27,12 @@ def test_a_compilation_mode_the_job_chose_stands(theirs: str) -> None:
 def test_a_processor_count_the_job_chose_stands() -> None:
     options = executor_java_options({KEY: "-XX:ActiveProcessorCount=8"}, processors=2)
     assert options == "-XX:ActiveProcessorCount=8 -XX:TieredStopAtLevel=1"
+
+
+def test_the_local_driver_stops_at_c1_unless_its_own_options_say_how_to_compile() -> None:
+    driver = "spark.driver.extraJavaOptions"
+    assert local_driver_java_options({}) == "-XX:TieredStopAtLevel=1"
+    assert local_driver_java_options({driver: "-Da=1"}) == "-Da=1 -XX:TieredStopAtLevel=1"
+    assert local_driver_java_options({driver: "-XX:-TieredCompilation"}) == "-XX:-TieredCompilation"
+    # The executors' options say nothing of the driver's, and no processor count is imposed on it.
+    assert local_driver_java_options({KEY: "-XX:TieredStopAtLevel=4"}) == "-XX:TieredStopAtLevel=1"

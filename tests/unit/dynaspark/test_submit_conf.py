@@ -49,3 +49,12 @@ def test_executor_jvms_compile_with_c1_and_see_as_many_processors_as_a_pod_limit
     options = "-XX:ActiveProcessorCount=4 -XX:TieredStopAtLevel=4"
     theirs = {"spark.executor.extraJavaOptions": options}
     assert submit_conf(_job(theirs), 4050)["spark.executor.extraJavaOptions"] == options
+
+
+def test_the_local_driver_compiles_with_c1_unless_the_job_chose_a_compilation_mode() -> None:
+    conf = submit_conf(_job({"spark.driver.extraJavaOptions": "-Dmine=1"}), 4050)
+    assert conf["spark.driver.extraJavaOptions"] == "-Dmine=1 -XX:TieredStopAtLevel=1"
+    theirs = {"spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=4"}
+    assert submit_conf(_job(theirs), 4050)["spark.driver.extraJavaOptions"] == "-XX:TieredStopAtLevel=4"
+    # The executors' rule is separate: C2 for the driver does not give the executors C2.
+    assert "TieredStopAtLevel=1" in submit_conf(_job(theirs), 4050)["spark.executor.extraJavaOptions"]
