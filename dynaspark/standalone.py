@@ -23,6 +23,7 @@ import uuid
 from pathlib import Path
 from types import TracebackType
 
+from dynaspark.jvm import with_quick_compilation
 from dynaspark.processes import executor_processes
 
 MASTER_CLASS = "org.apache.spark.deploy.master.Master"
@@ -120,6 +121,8 @@ class SparkStandalone:
                 "SPARK_LOG_DIR": str(work_dir / "logs"),
                 "SPARK_WORKER_DIR": str(work_dir / "work"),
                 "SPARK_IDENT_STRING": self.ident,
+                # Short-lived daemons: C2 would compile for longer than they run (dynaspark.jvm).
+                "SPARK_DAEMON_JAVA_OPTS": with_quick_compilation(os.environ.get("SPARK_DAEMON_JAVA_OPTS", "")),
             }
         )
         self._started: list[str] = []

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from dynaspark.jvm import executor_java_options, local_driver_java_options
+from dynaspark.standalone import SparkStandalone
 
 KEY = "spark.executor.extraJavaOptions"
 
@@ -36,3 +39,14 @@ def test_the_local_driver_stops_at_c1_unless_its_own_options_say_how_to_compile(
     assert local_driver_java_options({driver: "-XX:-TieredCompilation"}) == "-XX:-TieredCompilation"
     # The executors' options say nothing of the driver's, and no processor count is imposed on it.
     assert local_driver_java_options({KEY: "-XX:TieredStopAtLevel=4"}) == "-XX:TieredStopAtLevel=1"
+
+
+def test_the_standalone_daemons_compile_with_c1_unless_spark_daemon_java_opts_says_how(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SPARK_DAEMON_JAVA_OPTS", raising=False)
+    assert SparkStandalone(tmp_path, 2, 1024).env["SPARK_DAEMON_JAVA_OPTS"] == "-XX:TieredStopAtLevel=1"
+    monkeypatch.setenv("SPARK_DAEMON_JAVA_OPTS", "-Dx=1")
+    assert SparkStandalone(tmp_path, 2, 1024).env["SPARK_DAEMON_JAVA_OPTS"] == "-Dx=1 -XX:TieredStopAtLevel=1"
+    monkeypatch.setenv("SPARK_DAEMON_JAVA_OPTS", "-XX:TieredStopAtLevel=4")
+    assert SparkStandalone(tmp_path, 2, 1024).env["SPARK_DAEMON_JAVA_OPTS"] == "-XX:TieredStopAtLevel=4"
