@@ -87,7 +87,7 @@ def test_the_rest_sensor_reports_running_tasks_per_executor() -> None:
     answers: dict[str, Any] = {
         "/applications": [{"id": "app-1", "attempts": [{"startTime": "2024-05-01T10:00:00.000GMT"}]}],
         "/applications/app-1/stages": [{"stageId": 0, "attemptId": 0, "status": "ACTIVE", "numTasks": 4}],
-        "/applications/app-1/stages/0/0?details=true": {
+        "/applications/app-1/stages/0/0?details=true&taskStatus=RUNNING": {
             "stageId": 0,
             "status": "ACTIVE",
             "numTasks": 4,
