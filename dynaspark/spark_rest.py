@@ -5,11 +5,9 @@ its status and task counts), ``/applications/{id}/stages/{stage}/{attempt}`` for
 stages (tasks done per executor, from its ``executorSummary``) and
 ``/applications/{id}/executors`` (live executors). The stage detail asks for the running tasks
 only (``taskStatus=RUNNING``, Spark ≥ 3.2; older drivers ignore it): with every task listed,
-its answer grows by about 2 KB per finished task and is served by the driver, on the cores the
-executors need, every period (measured on Spark 4: 391 KB and 9.3 ms of driver CPU per request
-190 tasks into a stage, against 5.7 KB and 4.2 ms with the filter). While
-the driver is not up yet — or already gone — it reports an empty observation rather than
-failing: the loop keeps its period either way.
+the answer grows by about 2 KB per finished task and the driver builds it every period, on the
+cores the executors need (``bench/rest_polling.py``: 1 500 tasks into a stage, 2 957 KB and
+25.5 ms of driver CPU per request, against 5.8 KB and 2.8 ms with the filter).
 """
 
 from __future__ import annotations
