@@ -10,14 +10,15 @@ how to compile (``TieredStopAtLevel``, ``TieredCompilation`` or ``CompilationMod
 ``-XX:TieredStopAtLevel=4`` there to have C2 back for a long job.
 
 **The driver, locally.** On one machine the driver JVM shares the cores with the executors, out
-of any cgroup: its C2 compiler threads took 17.7 of its 40.9 CPU-s in a 62 s PageRank run on two
-cores, while the executors used 50.7. ``mlscale run`` starts it with C1 only as well
+of any cgroup, and its C2 compiler threads take their CPU from the executors (``bench/jit.py --jvm
+driver``: with C1 only the driver used 42–47 % less CPU and the examples finished 5–13 % sooner
+on two cores). ``mlscale run`` starts it with C1 only as well
 (``spark.driver.extraJavaOptions``, which spark-submit applies to a client-mode driver it
 launches), under the same rule. In a pod the driver has its own CPU and is left as it is.
 
 **The standalone master and worker**, which ``mlscale run`` starts for each run, compile with C1
-only as well (``SPARK_DAEMON_JAVA_OPTS``, unless it already says how to compile): measured here,
-the pair was ready in 6.6–7.8 s on 8–10 CPU-s instead of 10.7–13.3 s on 19–24 CPU-s.
+only as well (``SPARK_DAEMON_JAVA_OPTS``, unless it already says how to compile): their C2
+threads would go on compiling while the application's JVMs start, on the same cores.
 
 **Processors.** A JVM sizes its garbage collector and compiler threads from the processors it
 sees when it starts. In a pod that is its CPU limit, coresMax; on the local standalone cluster the
