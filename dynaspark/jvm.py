@@ -60,7 +60,17 @@ def with_quick_compilation(java_options: str) -> str:
 
 
 def _java_options(spark_conf: Mapping[str, str], key: str, processors: int | None) -> str:
-    options = with_quick_compilation(spark_conf.get(key, "")).split()
-    if processors is not None and not any("ActiveProcessorCount" in option for option in options):
+    """The job's ``key`` options with ours appended where neither they nor the defaults set them.
+
+    Spark puts ``spark.{driver,executor}.defaultJavaOptions`` before the extra options on the
+    JVM's command line, and with HotSpot the last ``-XX`` flag wins: a choice made there stands
+    as well.
+    """
+    own = spark_conf.get(key, "")
+    chosen = f"{spark_conf.get(key.replace('extraJavaOptions', 'defaultJavaOptions'), '')} {own}".split()
+    options = own.split()
+    if not any(flag in option for option in chosen for flag in _COMPILATION_FLAGS):
+        options.append(QUICK_COMPILATION)
+    if processors is not None and not any("ActiveProcessorCount" in option for option in chosen):
         options.append(f"-XX:ActiveProcessorCount={processors}")
     return " ".join(options)

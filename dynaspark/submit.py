@@ -56,7 +56,9 @@ def submit_conf(
         }
     )
     conf[EXECUTOR_JAVA_OPTIONS] = executor_java_options(job.spec.application.spark_conf, processors=slots)
-    conf[DRIVER_JAVA_OPTIONS] = local_driver_java_options(job.spec.application.spark_conf)
+    driver_options = local_driver_java_options(job.spec.application.spark_conf)
+    if driver_options:
+        conf[DRIVER_JAVA_OPTIONS] = driver_options
     if dynamic_allocation:
         conf.update(
             {

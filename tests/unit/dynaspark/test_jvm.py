@@ -27,6 +27,16 @@ def test_a_compilation_mode_the_job_chose_stands(theirs: str) -> None:
     assert executor_java_options({KEY: theirs}, processors=2) == f"{theirs} -XX:ActiveProcessorCount=2"
 
 
+def test_a_choice_in_the_default_java_options_stands_too() -> None:
+    # Spark puts defaultJavaOptions first on the command line: appending C1 after them would win.
+    executor_defaults = {"spark.executor.defaultJavaOptions": "-XX:TieredStopAtLevel=4 -XX:ActiveProcessorCount=4"}
+    assert executor_java_options({**executor_defaults, KEY: "-Da=1"}, processors=1) == "-Da=1"
+    driver_defaults = {"spark.driver.defaultJavaOptions": "-XX:-TieredCompilation"}
+    assert local_driver_java_options(driver_defaults) == ""
+    # Another role's defaults say nothing of this one's.
+    assert executor_java_options(driver_defaults) == "-XX:TieredStopAtLevel=1"
+
+
 def test_a_processor_count_the_job_chose_stands() -> None:
     options = executor_java_options({KEY: "-XX:ActiveProcessorCount=8"}, processors=2)
     assert options == "-XX:ActiveProcessorCount=8 -XX:TieredStopAtLevel=1"
