@@ -102,11 +102,15 @@ class CgroupCoresActuator:
         """The CPU each executor used since the previous call (its cgroup's accounting).
 
         Cores used on average, and the share of the CFS periods in which its quota ran out.
-        An executor read for the first time is left out: there is no interval yet.
+        An executor read for the first time is left out: there is no interval yet. So is every
+        executor where the cgroup does not count CPU (v1 without cpuacct): zero would read as
+        "used nothing", and the law would cap it.
         """
         now = self._clock()
         result = {}
         for executor_id, group in self.groups.items():
+            if not group.accounts_usage:
+                continue
             try:
                 usage = group.usage_seconds()
                 periods, throttled = group.throttle_counts()

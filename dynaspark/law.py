@@ -146,6 +146,7 @@ class DeadlineControlLaw:
                 idle_since_s=idle_since_s,
                 applied_cores=dict(cores),
                 app_progress=app_progress,
+                usage_capped=(),
             )
             return new_state, Decision(
                 cores=cores,
@@ -198,7 +199,7 @@ class DeadlineControlLaw:
         stage_tasks = sum(s.num_tasks for s in active)
         stage_done = sum(s.completed_tasks for s in active)
         stage_progress = stage_done / stage_tasks if stage_tasks else 1.0
-        stage_core_seconds += sum(state.applied_cores.get(e, 0.0) for e in executors) * dt_s
+        stage_core_seconds += state.paced_cores({e: state.applied_cores.get(e, 0.0) for e in executors}) * dt_s
         if rate_origin is None and current.completed_tasks > 0:
             rate_origin = (current.completed_tasks, stage_core_seconds)
         rated = replace(state, stage_core_seconds=stage_core_seconds, rate_origin=rate_origin)
@@ -258,6 +259,7 @@ class DeadlineControlLaw:
             applied_cores=dict(cores),
             app_progress=app_progress,
             taskless=taskless,
+            usage_capped=tuple(sorted(ceilings)),
         )
         return new_state, Decision(
             cores=cores,
@@ -286,7 +288,8 @@ class DeadlineControlLaw:
         the ceiling caps them there. The next period that finds it throttled lifts the cap and
         the regulator's own output applies again. ``None`` where no ceiling applies: no meter,
         no throttling figure (the resource metrics API of a cluster has none), or an executor
-        that ran at coresMin (an idle one says nothing of what its next task needs).
+        that ran at coresMin because it idled (an idle one says nothing of what its next task
+        needs); one its own cap held at coresMin stays capped until it is throttled.
         """
         cfg = self.config
         if not cfg.usage_ceiling:
@@ -295,7 +298,11 @@ class DeadlineControlLaw:
         held = state.applied_cores.get(executor)
         if cpu is None or cpu.throttled_share is None or held is None:
             return None
-        if cpu.throttled_share >= cfg.unthrottled_below or held <= cfg.gains.cores_min + 1e-9:
+        if cpu.throttled_share >= cfg.unthrottled_below:
+            return None
+        if held <= cfg.gains.cores_min + 1e-9 and executor not in state.usage_capped:
+            # Held at coresMin because it idled: says nothing. Held there by its own cap: the
+            # cap stands until the executor runs out of quota.
             return None
         wanted = cpu.used_cores * (1.0 + cfg.usage_headroom) + cfg.usage_headroom_cores
         q = cfg.gains.quantum

@@ -28,6 +28,8 @@ class LawState:
         app_progress: The application's progress at the last step.
         taskless: Executors that ran no task at the last step while others did, with the
             tasks each had completed in the running stage(s) then.
+        usage_capped: Executors the last step capped at what they used (the usage ceiling);
+            a cap that came out at coresMin holds until the executor is throttled.
     """
 
     start_s: float
@@ -41,6 +43,22 @@ class LawState:
     applied_cores: Mapping[str, float] = field(default_factory=dict)
     app_progress: float = 0.0
     taskless: Mapping[str, int] = field(default_factory=dict)
+    usage_capped: tuple[str, ...] = ()
+
+    def paced_cores(self, applied: Mapping[str, float]) -> float:
+        """The cores ``applied`` over the last period, as the stage's pace is judged by.
+
+        An executor capped at what it used was not short of cores: more would not have made it
+        faster. It counts with what its regulator asked (kept, uncapped, in its state), as it
+        did before any cap, so that neither the rate of a stage nor a recorded profile takes
+        the cap for a speed-up.
+        """
+        total = 0.0
+        for executor, cores in applied.items():
+            regulator = self.regulators.get(executor)
+            capped = executor in self.usage_capped and regulator is not None
+            total += max(cores, regulator.cores) if capped and regulator is not None else cores
+        return total
 
     def to_dict(self) -> dict[str, Any]:
         """Return the state as a plain, JSON-ready dict (camelCase keys, as in a status)."""
@@ -65,6 +83,7 @@ class LawState:
             "appliedCores": dict(sorted(self.applied_cores.items())),
             "appProgress": self.app_progress,
             "taskless": dict(sorted(self.taskless.items())),
+            "usageCapped": list(self.usage_capped),
         }
 
     @classmethod
@@ -97,6 +116,7 @@ class LawState:
             applied_cores={str(k): float(v) for k, v in dict(data.get("appliedCores", {})).items()},
             app_progress=float(data.get("appProgress", 0.0)),
             taskless={str(k): int(v) for k, v in dict(data.get("taskless", {})).items()},
+            usage_capped=tuple(sorted(str(e) for e in data.get("usageCapped", []))),
         )
 
 

@@ -181,7 +181,9 @@ def run_control_loop(
     next_s = clock()
     while not finished() and clock() - state.start_s < max_s:
         now_s = clock()
-        previous_total = sum(applied.values())
+        # The cores of the period that ends now, an executor capped at its use counted as
+        # uncapped: the profile must not take the cap for a speed-up.
+        previous_total = state.paced_cores(applied)
         # What each executor used over the period that ends now: the law caps an executor
         # that was not throttled near what it used.
         used = meter.usage() if meter is not None else {}

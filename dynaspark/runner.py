@@ -17,7 +17,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -155,6 +155,19 @@ def _kill_group(process: subprocess.Popen[bytes]) -> None:
         process.wait(timeout=10)
 
 
+def law_for_mode(
+    job: DeadlineJob, capacity: float | None, profile: ApplicationProfile | None, mode: Mode
+) -> DeadlineControlLaw:
+    """The law a run steps: the job's own under control, else one that only predicts and reports.
+
+    A static or dynamic-allocation run has no profile and no usage ceiling: its cores are
+    fixed, and a cap it never applied would show in its samples.
+    """
+    controlled = mode == "control"
+    config = replace(law_config(job, capacity), usage_ceiling=controlled)
+    return DeadlineControlLaw(config, profile if controlled else None)
+
+
 def run_deadline_job(
     job: DeadlineJob,
     app_file: Path,
@@ -185,7 +198,7 @@ def run_deadline_job(
     cached_path: Path | None = None
     if settings.use_profile_cache:
         profile, cached_path = load_cached_profile(app_file, spec.application.arguments)
-    law = DeadlineControlLaw(law_config(job, capacity), profile if settings.mode == "control" else None)
+    law = law_for_mode(job, capacity, profile, settings.mode)
     report_dir.mkdir(parents=True, exist_ok=True)
     slots = ex.task_slots
     memory_mb = max(512, ex.memory // 2**20)

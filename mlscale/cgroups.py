@@ -173,6 +173,11 @@ class CpuCgroup:
         period_us = int((self.path / "cpu.cfs_period_us").read_text())
         return None if quota_us < 0 else quota_us / period_us
 
+    @property
+    def accounts_usage(self) -> bool:
+        """Whether the CPU its processes use is counted (v2 always; v1 with a cpuacct hierarchy)."""
+        return self._h.version == 2 or self.acct_path is not None
+
     def usage_seconds(self) -> float:
         """CPU seconds the cgroup's processes have consumed since it was created."""
         if self._h.version == 2:

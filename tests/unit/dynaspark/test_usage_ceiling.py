@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 
 import pytest
 
 from dynaspark.law import DeadlineControlLaw, LawConfig, LawState
+from dynaspark.loop import run_control_loop
 from dynaspark.observation import ExecutorCpu, ProgressObservation
+from dynaspark.profile import ApplicationProfile
+from dynaspark.profiler import ProfileRecorder
 from dynaspark.regulator import RegulatorGains
 from dynaspark.simulation import SimStage, SimulatedSparkApp, profile_at_cores, run_closed_loop
 
@@ -142,3 +146,72 @@ def obs_time(state: LawState) -> float:
     """The next period's time after ``state``'s last step."""
     assert state.last_step_s is not None
     return state.last_step_s + 1.0
+
+
+def test_a_cap_at_cores_min_holds_until_the_executor_is_throttled() -> None:
+    # Tasks that wait on a fetch use almost nothing: the cap comes out at coresMin. The next
+    # period finds the executor at coresMin by its own cap, not idle: the cap stands.
+    law, state, obs = _mid_stage()
+    now = obs_time(state)
+    waiting = replace(obs, cpu={"0": ExecutorCpu(0.0, 0.0)})
+    given = []
+    for _ in range(5):
+        state, decision = law.step(state, waiting, now)
+        given.append(decision.cores["0"])
+        now += law.config.period_s
+    assert given == [pytest.approx(GAINS.cores_min)] * 5
+    # The state says so across a restart, and the first throttled period lifts the cap.
+    resumed = LawState.from_dict(state.to_dict())
+    assert resumed.usage_capped == ("0",)
+    _, lifted = law.step(resumed, replace(obs, cpu={"0": ExecutorCpu(0.1, 1.0)}), now)
+    assert lifted.usage_ceilings == {}
+    assert lifted.cores["0"] > 0.5
+
+
+class _Plant:
+    """The simulated plant as the local loop sees it: sensor, actuator and cgroup meter."""
+
+    def __init__(self, app: SimulatedSparkApp, *, metered: bool) -> None:
+        self.app, self.metered, self.cores = app, metered, {}
+
+    def read(self) -> ProgressObservation:
+        return self.app.observe()
+
+    def apply(self, cores: Mapping[str, float]) -> Mapping[str, float]:
+        self.cores = dict(cores)
+        return dict(cores)
+
+    def usage(self) -> Mapping[str, ExecutorCpu]:
+        return dict(self.app.last_cpu) if self.metered else {}
+
+
+def _recorded(stages: list[SimStage], seed: int, *, metered: bool) -> ApplicationProfile:
+    deadline_s = _completion_at_max(stages) * 1.2
+    law = DeadlineControlLaw(LawConfig(deadline_s=deadline_s, instances=2, gains=GAINS), profile_at_cores(stages, 1.0))
+    app = SimulatedSparkApp(stages, seed=seed)
+    plant = _Plant(app, metered=metered)
+    recorder = ProfileRecorder(start_s=app.t_s, nominal_cores=2.0)
+    run_control_loop(
+        law,
+        law.initial_state(app.t_s),
+        plant,
+        plant,
+        finished=lambda: app.finished,
+        clock=lambda: app.t_s,
+        sleep=lambda dt: app.advance(plant.cores, dt),
+        recorder=recorder,
+        meter=plant,
+    )
+    profile = recorder.profile(app.t_s)
+    assert profile is not None
+    return profile
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_the_profile_does_not_take_a_cap_for_a_speed_up(seed: int) -> None:
+    # A capped executor was not short of cores: the recorded stage is as long at coresMax as
+    # a run without caps records it, not shorter (the next run would plan too little time).
+    capped = _recorded(WAITING, seed, metered=True)
+    free = _recorded(WAITING, seed, metered=False)
+    for with_cap, without in zip(capped.stages, free.stages, strict=True):
+        assert with_cap.duration_s >= 0.9 * without.duration_s
