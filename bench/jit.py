@@ -52,6 +52,7 @@ RESULTS = REPO / "bench" / "results"
 
 JVM_OPTIONS = {"executor": EXECUTOR_JAVA_OPTIONS, "driver": DRIVER_JAVA_OPTIONS}
 DRIVER_MAIN = "org.apache.spark.deploy.SparkSubmit"
+LAUNCHER_MAIN = "org.apache.spark.launcher.Main"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -95,7 +96,9 @@ class DriverCpu:
         while not self._stop.wait(self.period_s):
             for pid in (p for p in os.listdir("/proc") if p.isdigit()):
                 with contextlib.suppress(OSError, ValueError):
-                    if DRIVER_MAIN.encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+                    # spark-class first runs a short launcher JVM with SparkSubmit as an argument.
+                    if DRIVER_MAIN.encode() in cmdline and LAUNCHER_MAIN.encode() not in cmdline:
                         self._read(pid)
 
     def _read(self, pid: str) -> None:

@@ -11,7 +11,7 @@ how to compile (``TieredStopAtLevel``, ``TieredCompilation`` or ``CompilationMod
 
 **The driver, locally.** On one machine the driver JVM shares the cores with the executors, out
 of any cgroup, and its C2 compiler threads take their CPU from the executors (``bench/jit.py --jvm
-driver``: with C1 only the driver used 42–47 % less CPU and the examples finished 5–13 % sooner
+driver``: with C1 only the driver used 42–49 % less CPU and the examples finished 6–16 % sooner
 on two cores). ``mlscale run`` starts it with C1 only as well
 (``spark.driver.extraJavaOptions``, which spark-submit applies to a client-mode driver it
 launches), under the same rule. In a pod the driver has its own CPU and is left as it is.
