@@ -55,9 +55,8 @@ class LawState:
         """
         total = 0.0
         for executor, cores in applied.items():
-            regulator = self.regulators.get(executor)
-            capped = executor in self.usage_capped and regulator is not None
-            total += max(cores, regulator.cores) if capped and regulator is not None else cores
+            regulator = self.regulators.get(executor) if executor in self.usage_capped else None
+            total += cores if regulator is None else max(cores, regulator.cores)
         return total
 
     def to_dict(self) -> dict[str, Any]:
