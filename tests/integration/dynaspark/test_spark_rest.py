@@ -80,9 +80,13 @@ def _get(url: str, path: str) -> Any:
 def test_the_sensor_counts_each_executor_s_finished_tasks_on_a_real_driver(running_stage: str) -> None:
     stage = _active(running_stage, at_least=40)
     assert stage.num_tasks == TASKS
-    # Local mode runs the tasks in the driver's own executor; both counts come from one answer.
+    # Local mode runs the tasks in the driver's own executor. Both counts come from one answer,
+    # but the driver refreshes the stage and its per-executor summary separately, each at most
+    # every spark.ui.liveUpdate.period (100 ms): on a busy machine they differ by a few tasks of
+    # the 40 this stage finishes per second, never by a whole second's worth.
     assert set(stage.completed_tasks_by_executor) == {"driver"}
-    assert abs(stage.completed_tasks_by_executor["driver"] - stage.completed_tasks) <= 2
+    assert stage.completed_tasks_by_executor["driver"] >= 30
+    assert abs(stage.completed_tasks_by_executor["driver"] - stage.completed_tasks) <= 12
     assert stage.completed_tasks < TASKS
 
 
