@@ -310,6 +310,8 @@ def main() -> int:
                         "machine": f"{os.cpu_count()} CPUs",
                         "repeats": args.repeats,
                         "elapsed_s": round(time.time() - started),
+                        # Where each run's report.json is (bench/allocation.py reads them).
+                        "reports": str(work),
                         "runs": every,
                     },
                     indent=2,
