@@ -42,6 +42,8 @@ class LawConfig:
         usage_headroom_cores: The cap's margin over what was used, absolute (cores).
         unthrottled_below: Throttled share of the CFS periods under which an executor counts as
             having had all the CPU it wanted.
+        usage_growth: A busy executor that ran out of quota gets at most this multiple of the
+            cores it held in the next period (its use said nothing of how much more it wants).
     """
 
     deadline_s: float
@@ -56,6 +58,7 @@ class LawConfig:
     usage_headroom: float = 0.25
     usage_headroom_cores: float = 0.1
     unthrottled_below: float = 0.05
+    usage_growth: float = 2.0
 
     @property
     def max_total_cores(self) -> float:
@@ -285,11 +288,15 @@ class DeadlineControlLaw:
         An executor that had cores above coresMin and never ran out of quota over the period
         (its CFS throttling says so) wanted no more than it used: its tasks wait on I/O, on
         shuffle fetches, on the driver. More cores than it used plus headroom would sit idle;
-        the ceiling caps them there. The next period that finds it throttled lifts the cap and
-        the regulator's own output applies again. ``None`` where no ceiling applies: no meter,
-        no throttling figure (the resource metrics API of a cluster has none), or an executor
-        that ran at coresMin because it idled (an idle one says nothing of what its next task
-        needs); one its own cap held at coresMin stays capped until it is throttled.
+        the ceiling caps them there. An executor that did run out of quota wants more than it
+        held, but not how much more: it gets at most ``usage_growth`` times what it held, and
+        the regulator's own output applies once that is more (the regulator's raises past what
+        an executor then used, and a lifted cap's jump back to the regulator's output, were
+        most of what the benchmark's executors left unused: ``bench/allocation.py``).
+        ``None`` where no ceiling applies: no meter, no throttling figure (the resource metrics
+        API of a cluster has none), or an executor that ran at coresMin because it idled (an
+        idle one says nothing of what its next task needs); one its own cap held at coresMin
+        grows from there once it is throttled.
         """
         cfg = self.config
         if not cfg.usage_ceiling:
@@ -298,14 +305,15 @@ class DeadlineControlLaw:
         held = state.applied_cores.get(executor)
         if cpu is None or cpu.throttled_share is None or held is None:
             return None
-        if cpu.throttled_share >= cfg.unthrottled_below:
-            return None
         if held <= cfg.gains.cores_min + 1e-9 and executor not in state.usage_capped:
             # Held at coresMin because it idled: says nothing. Held there by its own cap: the
-            # cap stands until the executor runs out of quota.
+            # cap stands until the executor runs out of quota, then grows.
             return None
-        wanted = cpu.used_cores * (1.0 + cfg.usage_headroom) + cfg.usage_headroom_cores
         q = cfg.gains.quantum
+        if cpu.throttled_share >= cfg.unthrottled_below:
+            wanted = held * cfg.usage_growth
+        else:
+            wanted = cpu.used_cores * (1.0 + cfg.usage_headroom) + cfg.usage_headroom_cores
         ceiling = math.ceil(wanted / q - 1e-9) * q
         return round(min(cfg.gains.cores_max, max(cfg.gains.cores_min, ceiling)), 6)
 

@@ -125,21 +125,28 @@ def test_no_ceiling_from_a_period_at_cores_min_or_when_disabled() -> None:
     assert decision.usage_ceilings == {}
 
 
-def test_the_cap_lifts_the_period_the_executor_is_throttled_and_the_regulator_resumes() -> None:
+def test_a_throttled_executor_grows_by_steps_until_the_regulator_s_output_applies() -> None:
     law, state, obs = _mid_stage()
     now = obs_time(state)
-    capped_state, capped = law.step(state, replace(obs, cpu={"0": ExecutorCpu(0.2, 0.0)}), now)
-    assert capped.cores["0"] == pytest.approx(0.35)
+    capped_state, capped = law.step(state, replace(obs, cpu={"0": ExecutorCpu(0.1, 0.0)}), now)
+    assert capped.cores["0"] == pytest.approx(0.25)
     # The regulator kept its own output (a ceiling is not saturation: no back-calculation).
-    assert capped_state.regulators["0"].cores > 0.35
+    assert capped_state.regulators["0"].cores > 0.5
     later = now + law.config.period_s
-    _, lifted = law.step(capped_state, replace(obs, cpu={"0": ExecutorCpu(0.35, 1.0)}), later)
-    _, reference = law.step(capped_state, obs, later)
-    assert lifted.cores["0"] == reference.cores["0"] > 0.35
-    assert lifted.usage_ceilings == {}
+    # Throttled at 0.25: it wants more, not how much more; twice what it held.
+    grown_state, grown = law.step(capped_state, replace(obs, cpu={"0": ExecutorCpu(0.25, 1.0)}), later)
+    assert grown.cores["0"] == pytest.approx(0.5)
+    assert grown.usage_ceilings == {"0": pytest.approx(0.5)}
+    # Throttled at 0.5 too: twice that is above the regulator's output, which applies again.
+    _, reference = law.step(grown_state, obs, later + law.config.period_s)
+    _, resumed_regulator = law.step(
+        grown_state, replace(obs, cpu={"0": ExecutorCpu(0.5, 1.0)}), later + law.config.period_s
+    )
+    assert resumed_regulator.cores["0"] == reference.cores["0"] > 0.5
+    assert resumed_regulator.usage_ceilings == {}
     # And the state with a ceiling in it still serialises and resumes to the same decision.
     resumed = LawState.from_dict(capped_state.to_dict())
-    assert law.step(resumed, obs, later)[1].cores == reference.cores
+    assert law.step(resumed, obs, later)[1].cores == law.step(capped_state, obs, later)[1].cores
 
 
 def obs_time(state: LawState) -> float:
@@ -160,12 +167,15 @@ def test_a_cap_at_cores_min_holds_until_the_executor_is_throttled() -> None:
         given.append(decision.cores["0"])
         now += law.config.period_s
     assert given == [pytest.approx(GAINS.cores_min)] * 5
-    # The state says so across a restart, and the first throttled period lifts the cap.
+    # The state says so across a restart, and each throttled period doubles it from there.
     resumed = LawState.from_dict(state.to_dict())
     assert resumed.usage_capped == ("0",)
-    _, lifted = law.step(resumed, replace(obs, cpu={"0": ExecutorCpu(0.1, 1.0)}), now)
-    assert lifted.usage_ceilings == {}
-    assert lifted.cores["0"] > 0.5
+    grown = []
+    for _ in range(4):
+        resumed, decision = law.step(resumed, replace(obs, cpu={"0": ExecutorCpu(decision.cores["0"], 1.0)}), now)
+        grown.append(decision.cores["0"])
+        now += law.config.period_s
+    assert grown == [pytest.approx(c) for c in (0.2, 0.4, 0.8, 1.0)]
 
 
 class _Plant:
