@@ -262,7 +262,9 @@ class DeadlineControlLaw:
             applied_cores=dict(cores),
             app_progress=app_progress,
             taskless=taskless,
-            usage_capped=tuple(sorted(ceilings)),
+            # Only executors that had enough: one held back while it ran out of quota was short
+            # of cores, and the stage's pace and the profile count it with what it had.
+            usage_capped=tuple(sorted(e for e in ceilings if not self._throttled(obs, e))),
         )
         return new_state, Decision(
             cores=cores,
@@ -310,12 +312,18 @@ class DeadlineControlLaw:
             # cap stands until the executor runs out of quota, then grows.
             return None
         q = cfg.gains.quantum
-        if cpu.throttled_share >= cfg.unthrottled_below:
+        if self._throttled(obs, executor):
             wanted = held * cfg.usage_growth
         else:
             wanted = cpu.used_cores * (1.0 + cfg.usage_headroom) + cfg.usage_headroom_cores
         ceiling = math.ceil(wanted / q - 1e-9) * q
         return round(min(cfg.gains.cores_max, max(cfg.gains.cores_min, ceiling)), 6)
+
+    def _throttled(self, obs: ProgressObservation, executor: str) -> bool:
+        """Whether the executor ran out of quota over the period that ends (metered only)."""
+        cpu = obs.cpu.get(executor)
+        share = None if cpu is None else cpu.throttled_share
+        return share is not None and share >= self.config.unthrottled_below
 
     def _room_to_idle_waiting(
         self, obs: ProgressObservation, current: StageObservation, predicted: float | None, app_deadline_s: float

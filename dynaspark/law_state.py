@@ -28,8 +28,10 @@ class LawState:
         app_progress: The application's progress at the last step.
         taskless: Executors that ran no task at the last step while others did, with the
             tasks each had completed in the running stage(s) then.
-        usage_capped: Executors the last step capped at what they used (the usage ceiling);
-            a cap that came out at coresMin holds until the executor is throttled.
+        usage_capped: Executors the last step capped at what they used (the usage ceiling)
+            while they had all the cores they wanted; a cap that came out at coresMin holds
+            until the executor is throttled. Not those held to a step because they ran out of
+            quota: those were short of cores.
     """
 
     start_s: float

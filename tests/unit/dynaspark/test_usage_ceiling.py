@@ -225,3 +225,20 @@ def test_the_profile_does_not_take_a_cap_for_a_speed_up(seed: int) -> None:
     free = _recorded(WAITING, seed, metered=False)
     for with_cap, without in zip(capped.stages, free.stages, strict=True):
         assert with_cap.duration_s >= 0.9 * without.duration_s
+
+
+def test_an_executor_held_to_a_step_counts_with_the_cores_it_had() -> None:
+    # Capped at what it used, an executor was not short of cores: the stage's pace counts it
+    # with its regulator's output. Held to twice its cores while out of quota, it was short of
+    # them: the pace counts what it had, or a later run's profile would take it for slower work.
+    law, state, obs = _mid_stage()
+    now = obs_time(state)
+    capped_state, capped = law.step(state, replace(obs, cpu={"0": ExecutorCpu(0.1, 0.0)}), now)
+    assert capped_state.usage_capped == ("0",)
+    assert capped_state.paced_cores(capped.cores) > sum(capped.cores.values())
+    grown_state, grown = law.step(
+        capped_state, replace(obs, cpu={"0": ExecutorCpu(0.25, 1.0)}), now + law.config.period_s
+    )
+    assert grown.usage_ceilings == {"0": pytest.approx(0.5)}
+    assert grown_state.usage_capped == ()
+    assert grown_state.paced_cores(grown.cores) == pytest.approx(sum(grown.cores.values()))
