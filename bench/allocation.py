@@ -37,10 +37,14 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from dynaspark.law import LawConfig  # noqa: E402 - after the path set-up above
+
 RESULTS = REPO / "bench" / "results"
 
 # The law's default: an executor throttled in fewer CFS periods than this had what it wanted.
-UNTHROTTLED_BELOW = 0.05
+UNTHROTTLED_BELOW: float = LawConfig.unthrottled_below
 CLASSES = ("throttled", "at coresMin", "usage cap", "cap lifted", "regulator raise", "other")
 
 

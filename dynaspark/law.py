@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from dynaspark.api import DeadlineJob
 from dynaspark.feasibility import completion_at_cores_from_profile, completion_at_cores_from_rate
 from dynaspark.law_state import Decision, LawState
-from dynaspark.observation import ProgressObservation, StageObservation
+from dynaspark.observation import ExecutorCpu, ProgressObservation, StageObservation
 from dynaspark.planner import StageDeadlinePlanner, StagePlan
 from dynaspark.profile import ApplicationProfile
 from dynaspark.progress_share import executor_progress
@@ -264,7 +264,7 @@ class DeadlineControlLaw:
             taskless=taskless,
             # Only executors that had enough: one held back while it ran out of quota was short
             # of cores, and the stage's pace and the profile count it with what it had.
-            usage_capped=tuple(sorted(e for e in ceilings if not self._throttled(obs, e))),
+            usage_capped=tuple(sorted(e for e in ceilings if not self._throttled(obs.cpu.get(e)))),
         )
         return new_state, Decision(
             cores=cores,
@@ -312,16 +312,15 @@ class DeadlineControlLaw:
             # cap stands until the executor runs out of quota, then grows.
             return None
         q = cfg.gains.quantum
-        if self._throttled(obs, executor):
+        if self._throttled(cpu):
             wanted = held * cfg.usage_growth
         else:
             wanted = cpu.used_cores * (1.0 + cfg.usage_headroom) + cfg.usage_headroom_cores
         ceiling = math.ceil(wanted / q - 1e-9) * q
         return round(min(cfg.gains.cores_max, max(cfg.gains.cores_min, ceiling)), 6)
 
-    def _throttled(self, obs: ProgressObservation, executor: str) -> bool:
-        """Whether the executor ran out of quota over the period that ends (metered only)."""
-        cpu = obs.cpu.get(executor)
+    def _throttled(self, cpu: ExecutorCpu | None) -> bool:
+        """Whether a metered executor ran out of quota over the period that ends."""
         share = None if cpu is None else cpu.throttled_share
         return share is not None and share >= self.config.unthrottled_below
 

@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[3] / "bench" / "allocation.py"
+from tests.unit.scripts import load_script
 
 
 @pytest.fixture(scope="module")
 def allocation() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_allocation", SCRIPT)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("bench/allocation.py", "bench_allocation")
 
 
 def _sample(

@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 import time
-from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-APP = Path(__file__).resolve().parents[3] / "examples" / "dynaspark" / "enrich.py"
+from tests.unit.scripts import load_script
 
 
 @pytest.fixture(scope="module")
 def enrich() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("enrich_example", APP)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("examples/dynaspark/enrich.py", "enrich_example")
 
 
 def test_a_partition_is_enriched_batch_by_batch_through_the_service(enrich: ModuleType) -> None:
