@@ -130,7 +130,8 @@ class ExecutorAllocation(StatusModel):
     cores: float
     """Cores allocated."""
     progress: float = 0.0
-    """Completed share of the executor's tasks in the current stage (0..1)."""
+    """How far the executor is through its share of the current stage (0..1): its finished tasks,
+    and its running ones by how long they have run against its finished ones' mean."""
     used_cores: float | None = None
     """CPU the executor used, in cores, as the resource metrics API (metrics-server) last measured
     it over its window; absent where the cluster has no such API."""

@@ -32,6 +32,9 @@ class StageObservation:
         task_seconds_by_executor: The same per executor id, when the source says.
         task_finish_times_s: When each of its successful tasks finished (seconds since the
             epoch, ascending), when the source says (the event log does).
+        running_task_seconds_by_executor: How long each of its running tasks has run so far
+            (seconds), per executor id, when the source says (the REST API does); measured the
+            way ``task_seconds`` is, so a running task can be set against the finished ones.
     """
 
     stage_id: int
@@ -46,6 +49,7 @@ class StageObservation:
     task_seconds: float = 0.0
     task_seconds_by_executor: Mapping[str, float] = field(default_factory=dict)
     task_finish_times_s: tuple[float, ...] = ()
+    running_task_seconds_by_executor: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
 
     @property
     def fraction_done(self) -> float:

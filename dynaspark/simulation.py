@@ -93,6 +93,8 @@ class SimulatedSparkApp:
         start_s: Clock at the start.
         locality_wait_s: Spark's ``spark.locality.wait``: how long a stage's tasks wait for a
             preferred executor before any executor may run them.
+        reports_running_tasks: Report how long each running task has run, as Spark's REST API
+            does (``False``: finished tasks only, as the event log).
     """
 
     stages: Sequence[SimStage]
@@ -103,6 +105,7 @@ class SimulatedSparkApp:
     seed: int = 0
     start_s: float = 0.0
     locality_wait_s: float = 3.0
+    reports_running_tasks: bool = True
     t_s: float = field(init=False)
     _runs: dict[int, _StageRun] = field(init=False, default_factory=dict)
     _index: int = field(init=False, default=0)
@@ -215,6 +218,12 @@ class SimulatedSparkApp:
                     run.last_local_launch_s = self.t_s
         self._next_executor = (self._next_executor + 1) % n
 
+    def _running_seconds(self, run: _StageRun) -> dict[str, tuple[float, ...]]:
+        """How long each running task has run, per executor (measured as ``task_seconds``)."""
+        if not self.reports_running_tasks:
+            return {}
+        return {e: tuple(t.run_s for t in tasks) for e, tasks in run.running.items() if tasks}
+
     def observe(self) -> ProgressObservation:
         """Return what Spark's REST API would report now."""
         started_jobs = {st.job_id for st in self.stages if self._runs[st.stage_id].submitted_s is not None}
@@ -243,6 +252,7 @@ class SimulatedSparkApp:
                     completion_time_s=run.completed_s,
                     task_seconds=sum(run.task_seconds.values()),
                     task_seconds_by_executor=dict(run.task_seconds),
+                    running_task_seconds_by_executor=self._running_seconds(run) if status == "ACTIVE" else {},
                 )
             )
         current = None if self.finished else self._runs[self.stages[self._index].stage_id]

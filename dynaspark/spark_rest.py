@@ -3,7 +3,10 @@
 Reads ``/applications`` (the application id), ``/applications/{id}/stages`` (every stage with
 its status and task counts), ``/applications/{id}/stages/{stage}/{attempt}`` for the running
 stages (tasks done per executor, from its ``executorSummary``) and
-``/applications/{id}/executors`` (live executors). The stage detail asks for the running tasks
+``/applications/{id}/executors`` (live executors). The running tasks' launch times give how long
+each has run (``dynaspark.progress_share`` counts part of a task for it), on this process's clock:
+a driver whose clock is off by more than a fraction of a task's time skews that part, never the
+finished tasks. The stage detail asks for the running tasks
 only (``taskStatus=RUNNING``, Spark ≥ 3.2; older drivers ignore it): with every task listed,
 the answer grows by about 2 KB per finished task and the driver builds it every period, on the
 cores the executors need (``bench/rest_polling.py``: 1 500 tasks into a stage, 2 957 KB and
@@ -15,9 +18,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 
 from dynaspark.observation import ProgressObservation, StageObservation, StageStatus
@@ -43,10 +47,25 @@ def parse_spark_time(text: str | None) -> float | None:
     return parsed.replace(tzinfo=dt.UTC).timestamp()
 
 
+def running_task_seconds(tasks: Mapping[str, Any] | Sequence[Any] | None, now_s: float) -> dict[str, tuple[float, ...]]:
+    """How long each running task of a stage detail's ``tasks`` has run at ``now_s``, per executor."""
+    entries = tasks.values() if isinstance(tasks, Mapping) else (tasks or ())
+    out: dict[str, list[float]] = {}
+    for task in entries:
+        if not isinstance(task, Mapping) or task.get("status", "RUNNING") != "RUNNING":
+            continue
+        launched_s = parse_spark_time(task.get("launchTime"))
+        if launched_s is None or task.get("executorId") is None:
+            continue
+        out.setdefault(str(task["executorId"]), []).append(max(0.0, now_s - launched_s))
+    return {e: tuple(sorted(v)) for e, v in out.items()}
+
+
 def stage_from_rest(
     data: Mapping[str, Any],
     by_executor: Mapping[str, int] | None = None,
     task_seconds_by_executor: Mapping[str, float] | None = None,
+    running_seconds_by_executor: Mapping[str, tuple[float, ...]] | None = None,
 ) -> StageObservation:
     """Turn one entry of ``/stages`` into a :class:`StageObservation`."""
     status = str(data.get("status", "PENDING"))
@@ -62,6 +81,7 @@ def stage_from_rest(
         completion_time_s=parse_spark_time(data.get("completionTime")),
         task_seconds=float(data.get("executorRunTime", 0)) / 1000.0,
         task_seconds_by_executor=dict(task_seconds_by_executor or {}),
+        running_task_seconds_by_executor=dict(running_seconds_by_executor or {}),
     )
 
 
@@ -81,11 +101,13 @@ class SparkRestSensor:
     Args:
         base_url: The driver's UI, e.g. ``http://127.0.0.1:4040``.
         timeout_s: Timeout of each request.
+        clock: Seconds since the epoch (how long a running task has run is measured on it).
     """
 
-    def __init__(self, base_url: str, timeout_s: float = 2.0) -> None:
+    def __init__(self, base_url: str, timeout_s: float = 2.0, clock: Callable[[], float] = time.time) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout_s = timeout_s
+        self.clock = clock
         self.application_id: str | None = None
         self.application_start_s: float | None = None
 
@@ -120,7 +142,8 @@ class SparkRestSensor:
             summary = detail.get("executorSummary") or {}
             by_executor = {str(e): int(s.get("succeededTasks", 0)) for e, s in summary.items()}
             task_s = {str(e): float(s.get("taskTime", 0)) / 1000.0 for e, s in summary.items()}
-            stages.append(stage_from_rest(detail, by_executor, task_s))
+            running_s = running_task_seconds(detail.get("tasks"), self.clock())
+            stages.append(stage_from_rest(detail, by_executor, task_s, running_s))
         executors = [e for e in self._get(f"{app}/executors") if e.get("id") != "driver" and e.get("isActive", True)]
         ids = tuple(sorted((str(e["id"]) for e in executors), key=lambda x: (len(x), x)))
         running = {str(e["id"]): int(e["activeTasks"]) for e in executors if "activeTasks" in e}

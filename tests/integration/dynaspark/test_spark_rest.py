@@ -100,3 +100,26 @@ def test_the_driver_lists_only_the_running_tasks_to_the_sensor(running_stage: st
     assert len(detail["tasks"]) <= 2
     assert len(everything["tasks"]) >= 80
     assert set(detail["executorSummary"]) == {"driver"}
+
+
+def test_the_sensor_reads_how_long_the_running_tasks_have_run_on_a_real_driver(running_stage: str) -> None:
+    sensor = SparkRestSensor(running_stage)
+    _active(running_stage, at_least=40)
+    seen: list[float] = []
+    means: list[float] = []
+    for _ in range(20):  # bounded: 20 reads, 0.1 s apart
+        stages = [s for s in sensor.read().stages if s.status == "ACTIVE"]
+        if stages:
+            stage = stages[0]
+            assert set(stage.running_task_seconds_by_executor) <= {"driver"}
+            seen.extend(stage.running_task_seconds_by_executor.get("driver", ()))
+            done = stage.completed_tasks_by_executor.get("driver", 0)
+            if done:
+                means.append(stage.task_seconds_by_executor["driver"] / done)
+        time.sleep(0.1)
+    # Two slots run 50 ms tasks back to back: most reads find one or two of them running, each
+    # launched a moment ago; the finished ones ran 50 ms and more each.
+    assert len(seen) >= 10
+    assert all(0.0 <= t < 5.0 for t in seen)
+    assert means
+    assert all(0.05 <= m < 5.0 for m in means)
