@@ -15,6 +15,10 @@ executors used over each control period. Each period of each executor falls in o
 * ``other`` — the rest (a new stage's feed-forward, the first period after a reading was
   missing, an application at risk).
 
+Also per workload: how much the allocation moved, ``moved/s``: the cores each executor's
+allocation changed by from one control period to the next, added up and divided by the run's
+time (0 for constant cores; an executor swung between 0.2 and 0.9 core every second moves 0.7/s).
+
 What the report's totals leave after these (the executors' start before the first meter
 reading, and the end) is counted apart, so each row adds up to allocated minus used. A period's
 reading can run a little past its end, so a class can come out slightly negative.
@@ -86,6 +90,23 @@ def classify(
     return dict(out)
 
 
+def moved_per_second(samples: Sequence[Mapping[str, Any]]) -> float:
+    """Cores the allocation moved per executor and second: ``Σ |Δcores|`` over the control periods.
+
+    Over the executors that held cores and the time from the first sample with cores to the last.
+    """
+    moved = 0.0
+    executors: set[str] = set()
+    held = [s for s in samples if s.get("cores")]
+    for now, after in pairwise(held):
+        for e, c in after["cores"].items():
+            if e in now["cores"]:
+                moved += abs(float(c) - float(now["cores"][e]))
+                executors.add(e)
+    span_s = float(held[-1]["t"]) - float(held[0]["t"]) if len(held) > 1 else 0.0
+    return moved / len(executors) / span_s if executors and span_s > 0 else 0.0
+
+
 def _class_of(
     *,
     executor: str,
@@ -120,8 +141,11 @@ def analyse(reports: Iterable[Path]) -> dict[str, dict[str, Any]]:
             continue
         workload = path.parent.name.split("-")[0]
         split = classify(report["samples"], float(report["executors"]["cores_min"]))
-        row = per.setdefault(workload, {"runs": 0, "core_seconds": 0.0, "cpu_seconds": 0.0, "idle": defaultdict(float)})
+        row = per.setdefault(
+            workload, {"runs": 0, "core_seconds": 0.0, "cpu_seconds": 0.0, "moved": 0.0, "idle": defaultdict(float)}
+        )
         row["runs"] += 1
+        row["moved"] += moved_per_second(report["samples"])
         row["core_seconds"] += float(report["core_seconds"])
         row["cpu_seconds"] += float(report.get("cpu_seconds") or 0.0)
         for k in CLASSES:
@@ -139,6 +163,7 @@ def analyse(reports: Iterable[Path]) -> dict[str, dict[str, Any]]:
             "runs": r["runs"],
             "core_seconds": round(r["core_seconds"] / r["runs"], 2),
             "cpu_seconds": round(r["cpu_seconds"] / r["runs"], 2),
+            "cores_moved_per_s": round(r["moved"] / r["runs"], 3),
             "idle_core_seconds": {k: round(v / r["runs"], 2) for k, v in r["idle"].items()},
         }
         for w, r in per.items()
@@ -146,16 +171,17 @@ def analyse(reports: Iterable[Path]) -> dict[str, dict[str, Any]]:
 
 
 def table(result: Mapping[str, Any]) -> str:
-    """The README's table: mean core-seconds per run."""
+    """The README's table: mean core-seconds per run (and cores moved per executor-second)."""
     keys = (*CLASSES, "start, unmetered")
     lines = [
-        "| workload | runs | allocated | used | " + " | ".join(keys) + " |",
-        "|---|---|---|---|" + "---|" * len(keys),
+        "| workload | runs | moved/s | allocated | used | " + " | ".join(keys) + " |",
+        "|---|---|---|---|---|" + "---|" * len(keys),
     ]
     for w, r in result["workloads"].items():
         idle = r["idle_core_seconds"]
         cells = " | ".join(f"{idle.get(k, 0.0):.1f}" for k in keys)
-        lines.append(f"| {w} | {r['runs']} | {r['core_seconds']:.1f} | {r['cpu_seconds']:.1f} | {cells} |")
+        moved = f"{r['cores_moved_per_s']:.3f}" if "cores_moved_per_s" in r else "–"
+        lines.append(f"| {w} | {r['runs']} | {moved} | {r['core_seconds']:.1f} | {r['cpu_seconds']:.1f} | {cells} |")
     return "\n".join(lines)
 
 

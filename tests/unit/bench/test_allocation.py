@@ -87,7 +87,7 @@ def test_each_workload_s_row_adds_up_to_what_was_allocated_and_not_used(allocati
     row = rows["pagerank"]
     assert row["runs"] == 2
     assert row["core_seconds"] - row["cpu_seconds"] == pytest.approx(sum(row["idle_core_seconds"].values()), abs=0.02)
-    assert allocation.table({"workloads": rows}).splitlines()[2].startswith("| pagerank | 2 | 5.0 | 2.8 |")
+    assert allocation.table({"workloads": rows}).splitlines()[2].startswith("| pagerank | 2 | 0.243 | 5.0 | 2.8 |")
 
 
 def test_without_a_folder_it_reads_the_runs_the_last_deadlinejob_bench_kept(
@@ -110,4 +110,15 @@ def test_without_a_folder_it_reads_the_runs_the_last_deadlinejob_bench_kept(
     written = json.loads((out / "deadlinejob_allocation.json").read_text())
     assert list(written["workloads"]) == ["kmeans"]
     assert (out / "deadlinejob_allocation.png").stat().st_size > 0
-    assert "| kmeans | 1 | 5.0 | 2.0 |" in capsys.readouterr().out
+    assert "| kmeans | 1 | 0.243 | 5.0 | 2.0 |" in capsys.readouterr().out
+
+
+def test_cores_moved_adds_up_every_change_per_executor_and_second(allocation: ModuleType) -> None:
+    # Over the 7 s of RUN one executor moved 0.4 + 0.4 + 0.5 + 0.4 = 1.7 cores.
+    assert allocation.moved_per_second(RUN) == pytest.approx(1.7 / 7)
+    steady = [_sample(t, {"0": 0.5, "1": 0.5}) for t in range(5)]
+    assert allocation.moved_per_second(steady) == 0.0
+    # Two executors swinging in opposite directions, 0.2 <-> 0.9 each second: 0.7 per second each.
+    swing = [_sample(t, {"0": 0.2 if t % 2 else 0.9, "1": 0.9 if t % 2 else 0.2}) for t in range(5)]
+    assert allocation.moved_per_second(swing) == pytest.approx(0.7)
+    assert allocation.moved_per_second([_sample(0, {}), _sample(1, {"0": 1.0})]) == 0.0
