@@ -13,7 +13,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import signal
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -79,7 +81,25 @@ def _cmd_crds(args: argparse.Namespace) -> int:
     return 0
 
 
+def _unwind_on_sigterm() -> None:
+    """Make SIGTERM (``kill``, ``timeout``, a CI runner) unwind the run as Ctrl-C does.
+
+    Python's default for SIGTERM ends the process at once: the Spark master, worker, driver and
+    executors, or the model servers and router, that the engine started would outlive it. Raised
+    as ``SystemExit(143)``, it runs the engine's ``finally`` blocks, which stop them; a second
+    SIGTERM ends the process at once.
+    """
+
+    def unwind(signum: int, frame: object) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        raise SystemExit(128 + signum)
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, unwind)
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
+    _unwind_on_sigterm()
     path = Path(args.file)
     try:
         loaded = load_resources(path)

@@ -5,6 +5,10 @@ from __future__ import annotations
 import itertools
 import json
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -131,3 +135,51 @@ def test_job_meets_its_deadline_under_cgroup_quotas_and_profiles_itself(
     replaced = ApplicationProfile.load(Path(str(first_profile)))
     assert not replaced.outdated
     assert any(s.progress_curve for s in replaced.stages)
+
+
+def _spark_jvms() -> set[int]:
+    """Pids of the Spark JVMs running now (master, worker, driver, executors)."""
+    pids = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"org.apache.spark" in cmdline:
+            pids.add(int(entry.name))
+    return pids
+
+
+def test_sigterm_stops_everything_the_run_started(tmp_path: Path) -> None:
+    before = _spark_jvms()
+    report_dir = tmp_path / "report"
+    with (tmp_path / "stderr.txt").open("wb") as stderr:
+        run = subprocess.Popen(
+            [sys.executable, "-m", "mlscale", "run", str(_job_file(tmp_path)), "--report", str(report_dir), "--quiet"],
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
+    try:
+        # Bounded wait until the application is submitted: the cluster is up and the driver starts.
+        waited = time.monotonic() + 120
+        while time.monotonic() < waited and not (report_dir / "spark.log").exists():
+            time.sleep(0.5)
+        assert (report_dir / "spark.log").exists(), "the application was not submitted within 120 s"
+        time.sleep(3)
+        assert _spark_jvms() - before, "no Spark JVM running"
+        run.send_signal(signal.SIGTERM)
+        assert run.wait(timeout=60) == 128 + signal.SIGTERM, (tmp_path / "stderr.txt").read_text()
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+    # What it started is gone with it (the worker's executors stop with the worker, within seconds).
+    left = _spark_jvms() - before
+    waited = time.monotonic() + 15
+    while left and time.monotonic() < waited:
+        time.sleep(0.5)
+        left = _spark_jvms() - before
+    assert not left, f"Spark JVMs left running: {sorted(left)}"
