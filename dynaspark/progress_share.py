@@ -18,8 +18,9 @@ Where the source says how long the running tasks have run, each counts for
 finished tasks on that executor (on any executor before it has finished one): a ramp from
 half a task below the staircase to half a task above it, through the staircase at mid-task.
 What the running tasks have done counts as done in ``left`` too, so the even split does not
-jump either. ``y_i`` is then continuous when a task ends (its ramp is at ``+½``, the next
-task's starts at ``−½`` on one more finished task), it follows the staircase on average, so a
+jump either. ``y_i`` is then continuous when a task ends at the mean run time (its ramp is at
+``+½``, the next task's starts at ``−½`` on one more finished task), steps up only by what the
+ramp had not reached when one ends sooner, follows the staircase on average, so a
 progress curve profiled in finished tasks still describes it, and it is never more than half a
 task from it: a task that runs past the mean (its executor's cores were cut) holds the ramp at
 ``+½`` until it ends. As every running task counts for at most half of itself, ``y_i`` reaches
