@@ -56,7 +56,7 @@ def executor_progress(
     if left == 0:
         return {e: 1.0 for e in executor_ids}
     working = [e for e in executor_ids if e not in idle] or list(executor_ids)
-    done = {e: sum(s.completed_tasks_by_executor.get(e, 0) for s in stages) for e in executor_ids}
+    done = {e: sum(s.completed_tasks_by_executor.get(e, 0) for s in stages) for e in working}
     # What the running tasks have done counts as done, for the executor and for what is left.
     counted = {e: max(0.0, done[e] + running_tasks_share(stages, e)) for e in working}
     # A source that refreshes finished and running tasks apart can show one task as both: no

@@ -47,18 +47,17 @@ def parse_spark_time(text: str | None) -> float | None:
     return parsed.replace(tzinfo=dt.UTC).timestamp()
 
 
-def running_task_seconds(tasks: Mapping[str, Any] | Sequence[Any] | None, now_s: float) -> dict[str, tuple[float, ...]]:
-    """How long each running task of a stage detail's ``tasks`` has run at ``now_s``, per executor."""
-    entries = tasks.values() if isinstance(tasks, Mapping) else (tasks or ())
+def running_task_seconds(tasks: Mapping[str, Any] | None, now_s: float) -> dict[str, tuple[float, ...]]:
+    """How long each running task of a stage detail's ``tasks`` (by task id) has run at ``now_s``, per executor."""
     out: dict[str, list[float]] = {}
-    for task in entries:
+    for task in (tasks or {}).values():
         if not isinstance(task, Mapping) or task.get("status", "RUNNING") != "RUNNING":
             continue
         launched_s = parse_spark_time(task.get("launchTime"))
         if launched_s is None or task.get("executorId") is None:
             continue
         out.setdefault(str(task["executorId"]), []).append(max(0.0, now_s - launched_s))
-    return {e: tuple(sorted(v)) for e, v in out.items()}
+    return {e: tuple(v) for e, v in out.items()}
 
 
 def stage_from_rest(
