@@ -16,6 +16,9 @@ executors × time) and core-seconds relative to static-max, plus CPU seconds rea
     .venv/bin/python bench/deadlinejob.py [--workloads pagerank kmeans ...] [--slacks 0.2 0.4] [--repeats 3] [--merge]
     .venv/bin/python bench/deadlinejob.py --table     # the README's table from the JSON
 
+``--period S`` runs every workload with a control period of S seconds instead of its example's
+(for an A/B of the period; ``bench/ab.py`` compares the outputs).
+
 ``--repeats N`` runs the whole comparison N times, each with its own calibration run (the time
 at coresMax varies from run to run too); the table gives the median of the N runs and, for
 mlscale, the range. ``--merge`` replaces only the rows of the workloads run, keeping the others
@@ -55,9 +58,12 @@ WORKLOADS = ("pagerank", "kmeans", "sortbykey", "aggregatebykey", "enrich")
 RESULTS = REPO / "bench" / "results"
 
 
-def load_job(name: str) -> tuple[DeadlineJob, Path]:
+def load_job(name: str, period_s: float | None = None) -> tuple[DeadlineJob, Path]:
+    """The example's DeadlineJob and application; ``period_s`` overrides its control period."""
     source = REPO / "examples" / f"deadlinejob-{name}.yaml"
     job = DeadlineJob.model_validate(yaml.safe_load(source.read_text()))
+    if period_s is not None:
+        job.spec.control.period_seconds = period_s
     return job, resolve_application(job, source)
 
 
@@ -233,9 +239,11 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
     plt.close(fig)
 
 
-def compare(name: str, slacks: list[float], policies: list[str], *, work: Path, repeat: int) -> list[dict[str, Any]]:
+def compare(
+    name: str, slacks: list[float], policies: list[str], *, work: Path, repeat: int, period_s: float | None = None
+) -> list[dict[str, Any]]:
     """One workload: a calibration run at static coresMax, then every policy at every slack."""
-    job, app = load_job(name)
+    job, app = load_job(name, period_s)
     ex = job.spec.executors
     print(f"{name} (run {repeat + 1}): calibration at static coresMax", flush=True)
     tag = f"{name}-r{repeat}"
@@ -281,12 +289,17 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder for deadlinejob.json and .png")
     parser.add_argument("--merge", action="store_true", help="keep the other workloads' rows in the JSON")
     parser.add_argument("--table", action="store_true", help="print the README table from the JSON and stop")
+    parser.add_argument(
+        "--period", type=float, help="control period in seconds for every workload (default: each example's)"
+    )
     args = parser.parse_args()
     if args.table:
         print(markdown_table(json.loads((args.out / "deadlinejob.json").read_text())["runs"]))
         return 0
     if args.repeats < 1:
         parser.error("--repeats must be 1 or more")
+    if args.period is not None and not 0 < args.period <= 60:
+        parser.error("--period: a control period in seconds, more than 0 and at most 60")
     kept: list[dict[str, Any]] = []
     if args.merge and (args.out / "deadlinejob.json").exists():
         previous = json.loads((args.out / "deadlinejob.json").read_text())["runs"]
@@ -301,7 +314,7 @@ def main() -> int:
     # Repeats outermost: a slow spell of the machine spreads over the workloads instead of one.
     for repeat in range(args.repeats):
         for name in args.workloads:
-            rows += compare(name, args.slacks, args.policies, work=work, repeat=repeat)
+            rows += compare(name, args.slacks, args.policies, work=work, repeat=repeat, period_s=args.period)
             args.out.mkdir(parents=True, exist_ok=True)
             every = kept + rows
             (args.out / "deadlinejob.json").write_text(
@@ -309,6 +322,8 @@ def main() -> int:
                     {
                         "machine": f"{os.cpu_count()} CPUs",
                         "repeats": args.repeats,
+                        # The control period every workload ran with (null: each example's own).
+                        "period_s": args.period,
                         "elapsed_s": round(time.time() - started),
                         # Where each run's report.json is (bench/allocation.py reads them).
                         "reports": str(work),

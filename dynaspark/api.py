@@ -86,7 +86,12 @@ class DeadlineControl(ApiModel):
     """Settings of the deadline control law; the defaults suit most applications."""
 
     period_seconds: float = Field(default=1.0, gt=0, le=60)
-    """Sampling period of the control loop in seconds."""
+    """Sampling period of the control loop in seconds.
+
+    Each period reads the driver's REST API once and resizes the executors whose cores changed.
+    Stages of a few seconds want a shorter one (the examples' last 1-3 s and use 0.5): a quota
+    held for a whole period cannot follow them.
+    """
     alpha: float = Field(default=0.95, gt=0, le=1)
     """Share of the deadline the plan aims at: the application deadline is start + alpha·deadline."""
     beta: float = Field(default=0.33, ge=0, le=1)
