@@ -56,8 +56,9 @@ def runs_of(folder: Path) -> tuple[list[dict[str, Any]], dict[str, list[float]]]
     reports = Path(bench["reports"])
     runs: list[dict[str, Any]] = []
     static: dict[str, list[float]] = {}
+    first_slack = min(r["slack"] for r in bench["runs"])  # the calibration run has a row per slack
     for r in bench["runs"]:
-        if r["policy"] == "static-max" and r["slack"] == min(x["slack"] for x in bench["runs"]):
+        if r["policy"] == "static-max" and r["slack"] == first_slack:
             static.setdefault(r["workload"], []).append(float(r["core_seconds"]))
         if r["policy"] != "mlscale" or not r.get("observed", True):
             continue
@@ -79,6 +80,10 @@ def runs_of(folder: Path) -> tuple[list[dict[str, Any]], dict[str, list[float]]]
     return runs, static
 
 
+def _mean(runs: Sequence[Mapping[str, Any]], key: str) -> float:
+    return statistics.fmean(float(r[key]) for r in runs)
+
+
 def analyse(variants: Mapping[str, Sequence[Path]]) -> dict[str, Any]:
     """Per variant and workload: means relative to the pooled static coresMax median."""
     runs: dict[str, list[dict[str, Any]]] = {}
@@ -95,20 +100,15 @@ def analyse(variants: Mapping[str, Sequence[Path]]) -> dict[str, Any]:
         rows: dict[str, Any] = {}
         for w in sorted({r["workload"] for r in found}):
             mine = [r for r in found if r["workload"] == w]
-            n = len(mine)
             d = denominators[w]
-
-            def mean(key: str, mine: list[dict[str, Any]] = mine, n: int = n) -> float:
-                return sum(float(r[key]) for r in mine) / n
-
             rows[w] = {
-                "runs": n,
-                "allocated": round(mean("allocated") / d, 3),
-                "charged": round(mean("charged") / d, 3),
-                "used": round(mean("used") / d, 3),
+                "runs": len(mine),
+                "allocated": round(_mean(mine, "allocated") / d, 3),
+                "charged": round(_mean(mine, "charged") / d, 3),
+                "used": round(_mean(mine, "used") / d, 3),
                 "met": sum(r["deadline_met"] for r in mine),
                 "in_band": sum(0.9 <= r["completion_ratio"] <= 1.0 for r in mine),
-                "quota_writes": round(mean("quota_writes"), 1),
+                "quota_writes": round(_mean(mine, "quota_writes"), 1),
             }
         out["variants"][name] = rows
     return out
