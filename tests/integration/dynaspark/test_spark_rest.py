@@ -95,9 +95,12 @@ def test_the_driver_lists_only_the_running_tasks_to_the_sensor(running_stage: st
     app = _get(running_stage, "/applications")[0]["id"]
     detail = _get(running_stage, f"/applications/{app}/stages/{stage.stage_id}/0?{STAGE_DETAIL_QUERY}")
     everything = _get(running_stage, f"/applications/{app}/stages/{stage.stage_id}/0?details=true")
-    # Two slots: at most two running tasks listed, where the unfiltered answer has every
-    # finished one too; the per-executor summary the sensor reads is in both.
-    assert len(detail["tasks"]) <= 2
+    # Two slots: only the running tasks are listed, where the unfiltered answer has every
+    # finished one too; the per-executor summary the sensor reads is in both. The driver's
+    # store records a task's end a moment after its slot runs the next one, so a read can find
+    # a third (or fourth) task still RUNNING: a handful, never the 80 finished ones.
+    assert all(task["status"] == "RUNNING" for task in detail["tasks"].values())
+    assert len(detail["tasks"]) <= 4
     assert len(everything["tasks"]) >= 80
     assert set(detail["executorSummary"]) == {"driver"}
 
