@@ -236,7 +236,7 @@ class DeadlineControlLaw:
         ceilings: dict[str, float] = {}
         if not at_risk and not new_stage:
             for e in busy:
-                ceiling = self._usage_ceiling(obs, state, e)
+                ceiling = self._usage_ceiling(obs, state, e, ahead=progress[e] > set_point)
                 if ceiling is not None and ceiling < requested[e]:
                     ceilings[e] = ceiling
                     requested[e] = ceiling
@@ -284,13 +284,18 @@ class DeadlineControlLaw:
             usage_ceilings=ceilings,
         )
 
-    def _usage_ceiling(self, obs: ProgressObservation, state: LawState, executor: str) -> float | None:
+    def _usage_ceiling(self, obs: ProgressObservation, state: LawState, executor: str, *, ahead: bool) -> float | None:
         """The most cores a busy executor can use now, from what it used in the period that ends.
 
         An executor that had cores above coresMin and never ran out of quota over the period
         (its CFS throttling says so) wanted no more than it used: its tasks wait on I/O, on
         shuffle fetches, on the driver. More cores than it used plus headroom would sit idle;
-        the ceiling caps them there. An executor that did run out of quota wants more than it
+        the ceiling caps them there. The headroom is for an executor behind its set point, so
+        that a burst of its tasks is not slowed; one ``ahead`` of it is capped at what it used,
+        without headroom: its bursts run out of quota and its tasks slow down, which is what
+        an executor ahead should do (one whose tasks wait on I/O is otherwise never slowed by
+        the regulator: it keeps its pace at any cores above what it uses, and ends the stage,
+        and the job, early). An executor that did run out of quota wants more than it
         held, but not how much more: it gets at most ``usage_growth`` times what it held, and
         the regulator's own output applies once that is more (the regulator's raises past what
         an executor then used, and a lifted cap's jump back to the regulator's output, were
@@ -314,6 +319,8 @@ class DeadlineControlLaw:
         q = cfg.gains.quantum
         if self._throttled(cpu):
             wanted = held * cfg.usage_growth
+        elif ahead:
+            wanted = cpu.used_cores
         else:
             wanted = cpu.used_cores * (1.0 + cfg.usage_headroom) + cfg.usage_headroom_cores
         ceiling = math.ceil(wanted / q - 1e-9) * q

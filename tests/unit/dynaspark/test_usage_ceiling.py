@@ -54,10 +54,11 @@ def test_executors_waiting_on_io_are_given_less_and_finish_as_soon(seed: int) ->
     assert capped.t_s <= deadline_s
     assert capped.t_s == pytest.approx(without.t_s, abs=1.0)  # no slower: the cores cut were idle
     assert capped.used_core_seconds == pytest.approx(without.used_core_seconds, rel=0.02)
-    assert capped.core_seconds <= 0.88 * without.core_seconds
-    # What was allocated and not used shrank by a fifth or more (measured: 25-29 %; the rest: the
-    # headroom, the first period of each stage, the driver's time before and between the stages).
-    assert capped.core_seconds - capped.used_core_seconds <= 0.8 * (without.core_seconds - without.used_core_seconds)
+    assert capped.core_seconds <= 0.72 * without.core_seconds  # measured: 0.61-0.68
+    # What was allocated and not used shrank by half or more (measured: 54-61 %; 25-29 % when the
+    # headroom applied ahead of the set point too; what is left: the headroom behind it, the
+    # first period of each stage, the driver's time before and between the stages).
+    assert capped.core_seconds - capped.used_core_seconds <= 0.5 * (without.core_seconds - without.used_core_seconds)
 
 
 @pytest.mark.parametrize("seed", [1, 2])
@@ -93,12 +94,33 @@ def test_an_unthrottled_executor_is_capped_at_what_it_used_plus_headroom() -> No
     _, free = law.step(state, obs, obs_time(state))
     cpu = {"0": ExecutorCpu(0.2, 0.0), "1": ExecutorCpu(0.2, 0.6)}
     _, decision = law.step(state, replace(obs, cpu=cpu), obs_time(state))
-    # 0.2 used, +25 % and +0.1 core, rounded up to the quantum.
+    # Behind its set point: 0.2 used, +25 % and +0.1 core, rounded up to the quantum.
+    assert decision.executor_progress["0"] < decision.set_point
     assert decision.cores["0"] == pytest.approx(0.35)
     assert decision.usage_ceilings == {"0": pytest.approx(0.35)}
     assert free.cores["0"] > 0.35
     # The throttled one wanted more than it had: the regulator's output stands.
     assert decision.cores["1"] == free.cores["1"]
+
+
+def test_an_executor_ahead_of_its_set_point_is_capped_at_what_it_used_without_headroom() -> None:
+    # The same executor at an earlier moment of the stage, when its set point is below what it
+    # has done: its next bursts should run out of quota and slow it, not find headroom.
+    law, state, obs = _mid_stage()
+    assert state.plan is not None
+    early = state.plan.start_s + 0.5 * state.plan.duration_s
+    _, free = law.step(state, obs, early)
+    cpu = {"0": ExecutorCpu(0.23, 0.0), "1": ExecutorCpu(0.2, 0.6)}
+    _, decision = law.step(state, replace(obs, cpu=cpu), early)
+    assert decision.set_point is not None
+    assert decision.executor_progress["0"] > decision.set_point
+    # 0.23 rounded up to the quantum; with headroom it would be 0.4, the regulator's own 0.5.
+    assert free.cores["0"] == pytest.approx(0.5)
+    assert decision.cores["0"] == pytest.approx(0.25)
+    assert decision.usage_ceilings == {"0": pytest.approx(0.25)}
+    # Throttled, the ahead one is not capped at its use: it grows as a throttled one does.
+    _, throttled = law.step(state, replace(obs, cpu={"0": ExecutorCpu(0.23, 0.6)}), early)
+    assert throttled.cores["0"] > 0.25
 
 
 @pytest.mark.parametrize(
