@@ -32,6 +32,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.deadlinejob import run_label  # after the path set-up above
+
 
 def charged_core_seconds(samples: Sequence[Mapping[str, Any]], end_s: float) -> float:
     """Core-seconds with each period charged ``max(quota, CPU used over it)`` per executor.
@@ -62,8 +66,7 @@ def runs_of(folder: Path) -> tuple[list[dict[str, Any]], dict[str, list[float]]]
             static.setdefault(r["workload"], []).append(float(r["core_seconds"]))
         if r["policy"] != "mlscale" or not r.get("observed", True):
             continue
-        # The label bench/deadlinejob.py gave the run.
-        label = f"{r['workload']}-r{r['repeat']}-{int(100 * r['slack'])}-mlscale"
+        label = run_label(r["workload"], r["repeat"], r["slack"], "mlscale")
         report = json.loads((reports / label / "report.json").read_text())
         runs.append(
             {

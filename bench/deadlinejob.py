@@ -241,6 +241,11 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
     plt.close(fig)
 
 
+def run_label(workload: str, repeat: int, slack: float, policy: str) -> str:
+    """The folder of one run's report and log under the work folder (bench/ab.py reads it back)."""
+    return f"{workload}-r{repeat}-{int(100 * slack)}-{policy}"
+
+
 def compare(
     name: str, slacks: list[float], policies: list[str], *, work: Path, repeat: int, period_s: float | None = None
 ) -> list[dict[str, Any]]:
@@ -277,7 +282,7 @@ def compare(
                 settings = RunSettings(mode="static", static_cores=average, use_profile_cache=False)
             else:
                 settings = RunSettings(mode="dynamic", use_profile_cache=False)
-            result = run(job, app, deadline_s, settings, work=work, label=f"{tag}-{int(100 * slack)}-{policy}")
+            result = run(job, app, deadline_s, settings, work=work, label=run_label(name, repeat, slack, policy))
             rows.append(row(name, slack, policy, deadline_s, result, static_max_cs=static_max_cs, repeat=repeat))
     return rows
 
