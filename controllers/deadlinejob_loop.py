@@ -38,6 +38,7 @@ from controllers.deadlinejob_status import (
     is_true,
     period_status,
 )
+from controllers.executor_cpu import PodCpuMeter
 from controllers.executor_pods import (
     ExecutorPod,
     PodCoresActuator,
@@ -46,11 +47,12 @@ from controllers.executor_pods import (
     executor_pods,
 )
 from controllers.kube import KubeApi, KubeError, NotFoundError, core_path, group_path, patch_status, scoped_api
-from controllers.sparkpods import driver_pod_name, driver_service_name
+from controllers.sparkpods import driver_pod_name, driver_service_name, meter_port
 from controllers.stage_profiles import load_profile, profile_configmap_name, save_profile
 from dynaspark.api import DeadlineJob
 from dynaspark.law import DeadlineControlLaw, LawState, law_config
 from dynaspark.loop import control_period
+from dynaspark.observation import ExecutorCpu
 from dynaspark.profile import ApplicationProfile
 from dynaspark.profiler import ProfileRecorder
 from dynaspark.spark_rest import SparkRestSensor
@@ -89,8 +91,8 @@ async def run_daemon(body: kopf.Body, memo: kopf.Memo, stopped: kopf.DaemonStopp
         memo: The operator's shared state (client, status store).
         stopped: Set by kopf when the daemon must stop.
     """
-    async with scoped_api(memo) as api:
-        await _loop(JobRun(api, body, memo), stopped)
+    async with scoped_api(memo) as api, aiohttp.ClientSession() as http:
+        await _loop(JobRun(api, body, memo, http), stopped)
 
 
 async def _loop(run: JobRun, stopped: kopf.DaemonStopped) -> None:
@@ -116,6 +118,7 @@ class JobRun:
         api: The Kubernetes client.
         body: The DeadlineJob as kopf holds it (Events are posted about it).
         memo: The operator's shared state (the status store).
+        http: The client session the executors' CPU meters are read with.
 
     Attributes:
         sensor: The driver's REST API (it remembers the application id).
@@ -125,10 +128,12 @@ class JobRun:
             had already started (after an operator restart), whose early stages it did not see.
         usage_retry_s: When the executors' CPU usage may be asked for again, after the resource
             metrics API failed (a cluster without metrics-server has none).
+        meter: Reads the CPU meter in each executor pod (``None`` when the meter is off).
     """
 
-    def __init__(self, api: KubeApi, body: kopf.Body, memo: kopf.Memo) -> None:
+    def __init__(self, api: KubeApi, body: kopf.Body, memo: kopf.Memo, http: aiohttp.ClientSession) -> None:
         self.api = api
+        self.http = http
         self.body = body
         self.memo = memo
         self.name = str(body.metadata.name)
@@ -139,6 +144,8 @@ class JobRun:
         self.profile: ApplicationProfile | None = None
         self.recorder: ProfileRecorder | None = None
         self.usage_retry_s = 0.0
+        port = meter_port()
+        self.meter = None if port is None else PodCpuMeter(port)
 
     async def period(self, obj: dict[str, Any]) -> tuple[float, bool]:
         """One step of the state machine.
@@ -190,8 +197,14 @@ class JobRun:
             resize=not is_true(conditions, RESIZE_UNSUPPORTED),
         )
         previous = self.state
+        # What each executor used over the period that ends now, and whether it ran out of quota:
+        # the law caps an executor that was not throttled near what it used.
+        cpu: dict[str, ExecutorCpu] = {}
+        if self.meter is not None:
+            timeout_s = min(1.0, max(0.2, job.spec.control.period_seconds / 2))
+            cpu = await self.meter.usage(self.http, pods, time.monotonic(), timeout_s=timeout_s)
         state, decision, obs, applied = await asyncio.to_thread(
-            control_period, law, previous, self.sensor, actuator, now_s
+            control_period, law, previous, self.sensor, actuator, now_s, cpu=cpu
         )
         self.state = state
         allocated_before = float(status.get("allocatedCores") or 0.0)
@@ -230,9 +243,17 @@ class JobRun:
             capacity,
             decision.at_risk,
         )
-        used = await self.cpu_usage(pods, now_s)
+        used = {e: c.used_cores for e, c in cpu.items()} or await self.cpu_usage(pods, now_s)
         return {
-            **period_status(decision, obs, applied, core_seconds, used),
+            **period_status(
+                decision,
+                obs,
+                applied,
+                core_seconds,
+                used,
+                throttled={e: c.throttled_share for e, c in cpu.items() if c.throttled_share is not None},
+                enforced=self.meter.quota_cores if self.meter is not None else None,
+            ),
             "controlState": state.to_dict(),
             "conditions": [c.model_dump(mode="json", by_alias=True, exclude_none=True) for c in conditions],
         }

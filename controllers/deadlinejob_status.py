@@ -46,11 +46,18 @@ def period_status(
     applied: Mapping[str, float],
     core_seconds: float,
     used: Mapping[str, float] | None = None,
+    *,
+    throttled: Mapping[str, float] | None = None,
+    enforced: Mapping[str, float | None] | None = None,
 ) -> dict[str, Any]:
     """The figures of one period: progress, stage, allocation, CPU used, prediction, slack, core-seconds.
 
-    ``used`` is the CPU each executor used, where the resource metrics API measured it.
+    ``used`` is the CPU each executor used, where it was measured; ``throttled`` the share of
+    CFS periods it ran out of quota in, and ``enforced`` the CPU limit its container runs under
+    (``None``: none), where the CPU meter in its pod says.
     """
+    throttled = throttled or {}
+    enforced = enforced or {}
     predicted = decision.predicted_completion_s
     used = used or {}
     executors = []
@@ -62,6 +69,10 @@ def period_status(
         }
         if e in used:
             executor["usedCores"] = round(used[e], 3)
+        if e in throttled:
+            executor["throttledShare"] = round(throttled[e], 3)
+        if (limit := enforced.get(e)) is not None:
+            executor["enforcedCores"] = round(limit, 3)
         executors.append(executor)
     return {
         "progress": round(min(1.0, max(0.0, decision.app_progress)), 4),

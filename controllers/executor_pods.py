@@ -49,6 +49,7 @@ class ExecutorPod:
         container: The container that runs the executor.
         node: The node it is scheduled on, if it is.
         cores: Its container's CPU request now, if it has one.
+        ip: The pod's IP address, once it has one.
     """
 
     executor_id: str
@@ -56,6 +57,7 @@ class ExecutorPod:
     container: str
     node: str | None
     cores: float | None
+    ip: str | None = None
 
 
 def executor_pod(pod: Mapping[str, Any]) -> ExecutorPod | None:
@@ -72,6 +74,7 @@ def executor_pod(pod: Mapping[str, Any]) -> ExecutorPod | None:
         container=str(container.get("name", EXECUTOR_CONTAINER)),
         node=(pod.get("spec") or {}).get("nodeName"),
         cores=container_cpu(container),
+        ip=(pod.get("status") or {}).get("podIP"),
     )
 
 

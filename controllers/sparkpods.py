@@ -6,11 +6,16 @@ pod template kept in a ConfigMap: ``ceil(coresMax)`` task slots each, CPU reques
 ``coresMax`` at first, and ``resizePolicy`` cpu ``NotRequired`` so the operator can resize them
 in place without restarting them. A headless Service gives the driver a stable name, which the
 executors call back and the operator reads progress from (port 4040, Spark's REST API).
+
+Each executor container starts :mod:`mlscale.cpu_meter` (kept in the same ConfigMap) in the
+background before the image's entrypoint, so the operator can read the CPU it uses and its
+throttling every control period (:mod:`controllers.executor_cpu`).
 """
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -18,6 +23,7 @@ import yaml
 from controllers.kube import MANAGED_BY, child_labels
 from dynaspark.api import DeadlineJob
 from dynaspark.jvm import EXECUTOR_JAVA_OPTIONS, executor_java_options
+from mlscale import cpu_meter
 from mlscale.units import format_cpu, spark_memory
 
 KIND = "DeadlineJob"
@@ -28,6 +34,8 @@ BLOCK_MANAGER_PORT = 7079
 UI_PORT = 4040
 TEMPLATE_DIR = "/opt/mlscale/executor-template"
 TEMPLATE_KEY = "executor-pod.yaml"
+METER_KEY = "cpu_meter.py"
+METER_DIR = "/opt/mlscale/cpu-meter"
 SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 K8S_MASTER = "k8s://https://kubernetes.default.svc"
 SPARK_EXEC_ID_LABEL = "spark-exec-id"
@@ -37,6 +45,41 @@ SPARK_EXEC_ID_LABEL = "spark-exec-id"
 def spark_submit_path() -> str:
     """Path of ``spark-submit`` inside the application image (``MLSCALE_SPARK_SUBMIT``)."""
     return os.environ.get("MLSCALE_SPARK_SUBMIT") or "/opt/spark/bin/spark-submit"
+
+
+def meter_port() -> int | None:
+    """The port of the executors' CPU meter (``MLSCALE_EXECUTOR_CPU_METER_PORT``); ``None`` when off (0)."""
+    text = os.environ.get("MLSCALE_EXECUTOR_CPU_METER_PORT", "").strip() or str(cpu_meter.DEFAULT_PORT)
+    try:
+        port = int(text)
+    except ValueError as exc:
+        raise ValueError(
+            f"MLSCALE_EXECUTOR_CPU_METER_PORT={text!r}: give a port number, or 0 to turn the meter off"
+        ) from exc
+    if not 0 <= port <= 65535:
+        raise ValueError(f"MLSCALE_EXECUTOR_CPU_METER_PORT={port}: give a port in 1..65535, or 0 to turn the meter off")
+    return port or None
+
+
+def spark_entrypoint_path() -> str:
+    """The application image's entrypoint, given Spark's ``executor`` argument (``MLSCALE_SPARK_ENTRYPOINT``)."""
+    return os.environ.get("MLSCALE_SPARK_ENTRYPOINT") or "/opt/entrypoint.sh"
+
+
+def executor_command(port: int) -> list[str]:
+    """The executor container's command: the CPU meter in the background, then the image's entrypoint.
+
+    Spark appends its own arguments (``executor``) to the container's, so they reach the
+    entrypoint as ``"$@"``; ``exec`` leaves it the container's main process. An image without
+    ``python3`` runs its executor without the meter (the log says so).
+    """
+    script = (
+        "if command -v python3 >/dev/null 2>&1; then "
+        f"python3 {METER_DIR}/{METER_KEY} --port {port} & "
+        'else echo "mlscale: no python3 in this image: no CPU meter, the executor runs without the usage cap" >&2; '
+        f'fi; exec {spark_entrypoint_path()} "$@"'
+    )
+    return ["/bin/sh", "-c", script, "mlscale-executor"]
 
 
 def driver_pod_name(job_name: str) -> str:
@@ -122,25 +165,39 @@ def spark_submit_command(job: DeadlineJob, namespace: str) -> list[str]:
 
 
 def executor_pod_template(job: DeadlineJob) -> dict[str, Any]:
-    """The executor pod template: our labels, and CPU resizable in place without a restart."""
+    """The executor pod template: our labels, CPU resizable in place without a restart, the CPU meter."""
+    container: dict[str, Any] = {
+        "name": EXECUTOR_CONTAINER,
+        "image": job.spec.application.image,
+        "resizePolicy": [{"resourceName": "cpu", "restartPolicy": "NotRequired"}],
+    }
+    spec: dict[str, Any] = {"containers": [container]}
+    port = meter_port()
+    if port is not None:
+        container["command"] = executor_command(port)
+        container["volumeMounts"] = [{"name": "mlscale-cpu-meter", "mountPath": METER_DIR, "readOnly": True}]
+        spec["volumes"] = [
+            {
+                "name": "mlscale-cpu-meter",
+                "configMap": {
+                    "name": template_configmap_name(job.metadata.name),
+                    "items": [{"key": METER_KEY, "path": METER_KEY}],
+                },
+            }
+        ]
     return {
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {"labels": executor_labels(job.metadata.name)},
-        "spec": {
-            "containers": [
-                {
-                    "name": EXECUTOR_CONTAINER,
-                    "image": job.spec.application.image,
-                    "resizePolicy": [{"resourceName": "cpu", "restartPolicy": "NotRequired"}],
-                }
-            ]
-        },
+        "spec": spec,
     }
 
 
 def template_configmap(job: DeadlineJob) -> dict[str, Any]:
-    """The ConfigMap holding the executor pod template (mounted into the driver)."""
+    """The ConfigMap holding the executor pod template (mounted into the driver) and the CPU meter."""
+    data = {TEMPLATE_KEY: yaml.safe_dump(executor_pod_template(job), sort_keys=False)}
+    if meter_port() is not None:
+        data[METER_KEY] = Path(cpu_meter.__file__).read_text()
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
@@ -148,7 +205,7 @@ def template_configmap(job: DeadlineJob) -> dict[str, Any]:
             "name": template_configmap_name(job.metadata.name),
             "labels": child_labels(KIND, job.metadata.name, "executor-template"),
         },
-        "data": {TEMPLATE_KEY: yaml.safe_dump(executor_pod_template(job), sort_keys=False)},
+        "data": data,
     }
 
 

@@ -12,6 +12,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 from controllers.metrics import StatusCollector, StatusStore
+from controllers.sparkpods import meter_port
 
 FINALIZER = "mlscale.dev/finalizer"
 ANNOTATION_PREFIX = "mlscale.dev"
@@ -99,6 +100,11 @@ def login(memo: kopf.Memo, **kwargs: Any) -> kopf.ConnectionInfo | None:
 async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
     """Configure kopf, create the shared status store, serve /metrics and /healthz."""
     configure(settings)
+    try:
+        port = meter_port()  # a bad setting stops the operator here, not each DeadlineJob later
+    except ValueError as exc:
+        raise kopf.PermanentError(str(exc)) from exc
+    logger.info("executors' CPU meter: %s", "off" if port is None else f"port {port}")
     store = StatusStore()
     memo["status_store"] = store
     registry = CollectorRegistry(auto_describe=True)

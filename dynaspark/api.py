@@ -138,8 +138,15 @@ class ExecutorAllocation(StatusModel):
     """How far the executor is through its share of the current stage (0..1): its finished tasks,
     and its running ones by how long they have run against its finished ones' mean."""
     used_cores: float | None = None
-    """CPU the executor used, in cores, as the resource metrics API (metrics-server) last measured
-    it over its window; absent where the cluster has no such API."""
+    """CPU the executor used, in cores: over the last control period, as the CPU meter in its pod
+    counted it; where that meter does not answer, as the resource metrics API (metrics-server)
+    last measured it over its window; absent where neither does."""
+    throttled_share: float | None = None
+    """Share of the CFS periods (100 ms) of the last control period in which the executor ran out
+    of CPU quota (wanted more than it was given), as the CPU meter in its pod counted it."""
+    enforced_cores: float | None = None
+    """The CPU limit the executor's container runs under now, read from the kernel by the CPU
+    meter in its pod: it trails ``cores`` until the kubelet has applied a resize."""
 
 
 class DeadlineJobStatus(StatusModel):
@@ -164,8 +171,9 @@ class DeadlineJobStatus(StatusModel):
     allocated_cores: float | None = None
     """Cores allocated to all executors now."""
     used_cores: float | None = None
-    """CPU all executors used, as the resource metrics API (metrics-server) last measured it;
-    absent where the cluster has no such API."""
+    """CPU all executors used: over the last control period, as the CPU meters in their pods
+    counted it; where those do not answer, as the resource metrics API (metrics-server) last
+    measured it; absent where neither does."""
     executors: list[ExecutorAllocation] = Field(default_factory=list)
     """Per-executor allocation."""
     predicted_completion_time: dt.datetime | None = None

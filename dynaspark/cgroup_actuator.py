@@ -19,6 +19,7 @@ from pathlib import Path
 from dynaspark.observation import ExecutorCpu
 from dynaspark.processes import ExecutorProcess, descendants, executor_processes, parent_map
 from mlscale.cgroups import CgroupUnavailableError, CpuCgroup, cgroup_unavailable_reason
+from mlscale.cpu_meter import CpuCounters, cpu_between
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ class CgroupCoresActuator:
         self.pids: dict[str, set[int]] = {}
         self.quota_writes = 0
         self._clock = time.monotonic
-        self._last_usage: dict[str, tuple[float, float, int, int]] = {}
+        self._last_usage: dict[str, CpuCounters] = {}
 
     def _executors(self) -> dict[str, ExecutorProcess]:
         app_id = self._application_id()
@@ -112,18 +113,14 @@ class CgroupCoresActuator:
             if not group.accounts_usage:
                 continue
             try:
-                usage = group.usage_seconds()
-                periods, throttled = group.throttle_counts()
+                counters = group.counters(now)
             except OSError:
                 continue
             last = self._last_usage.get(executor_id)
-            self._last_usage[executor_id] = (now, usage, periods, throttled)
-            if last is not None and now > last[0]:
-                elapsed = periods - last[2]
-                # The kernel counts only the CFS periods in which the group had work: none means
-                # it never ran, so never ran out of quota either.
-                share = 0.0 if elapsed <= 0 else min(1.0, max(0.0, (throttled - last[3]) / elapsed))
-                result[executor_id] = ExecutorCpu(max(0.0, (usage - last[1]) / (now - last[0])), share)
+            self._last_usage[executor_id] = counters
+            between = None if last is None else cpu_between(last, counters)
+            if between is not None:
+                result[executor_id] = ExecutorCpu(*between)
         return result
 
     def usage_seconds(self) -> float:

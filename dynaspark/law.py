@@ -300,8 +300,8 @@ class DeadlineControlLaw:
         the regulator's own output applies once that is more (the regulator's raises past what
         an executor then used, and a lifted cap's jump back to the regulator's output, were
         most of what the benchmark's executors left unused: ``bench/allocation.py``).
-        ``None`` where no ceiling applies: no meter, no throttling figure (the resource metrics
-        API of a cluster has none), or an executor that ran at coresMin because it idled (an
+        ``None`` where no ceiling applies: no meter, no throttling figure (a cluster's executor
+        whose pod meter does not answer), or an executor that ran at coresMin because it idled (an
         idle one says nothing of what its next task needs); one its own cap held at coresMin
         grows from there once it is throttled.
         """

@@ -3,7 +3,9 @@
 Locally the sensor is :class:`dynaspark.spark_rest.SparkRestSensor` and the actuator
 :class:`dynaspark.cgroup_actuator.CgroupCoresActuator`; in a cluster the operator supplies
 adapters that read the driver through its Service and resize executor pods. The CPU meter is
-the executors' cgroup accounting locally (:class:`dynaspark.cgroup_actuator.CgroupCoresActuator`).
+the executors' cgroup accounting locally (:class:`dynaspark.cgroup_actuator.CgroupCoresActuator`),
+and in a cluster the same counters served from inside each executor pod
+(:mod:`mlscale.cpu_meter`, read by ``controllers.executor_cpu.PodCpuMeter``).
 """
 
 from __future__ import annotations

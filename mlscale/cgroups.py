@@ -16,6 +16,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from mlscale.cpu_meter import CpuCounters, parse_stat, quota_v1, quota_v2, read_counters
+
 PERIOD_US = 100_000
 MIN_QUOTA_US = 1_000
 _NAME = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
@@ -167,47 +169,29 @@ class CpuCgroup:
     def read_quota_cores(self) -> float | None:
         """Read the limit back from the kernel, in cores (``None``: unlimited)."""
         if self._h.version == 2:
-            quota, period = (self.path / "cpu.max").read_text().split()
-            return None if quota == "max" else int(quota) / int(period)
-        quota_us = int((self.path / "cpu.cfs_quota_us").read_text())
-        period_us = int((self.path / "cpu.cfs_period_us").read_text())
-        return None if quota_us < 0 else quota_us / period_us
+            return quota_v2((self.path / "cpu.max").read_text())
+        return quota_v1((self.path / "cpu.cfs_quota_us").read_text(), (self.path / "cpu.cfs_period_us").read_text())
 
     @property
     def accounts_usage(self) -> bool:
         """Whether the CPU its processes use is counted (v2 always; v1 with a cpuacct hierarchy)."""
         return self._h.version == 2 or self.acct_path is not None
 
+    def counters(self, now: float | None = None) -> CpuCounters:
+        """Its cumulative CPU counters: CPU used, CFS periods run and throttled, quota.
+
+        Args:
+            now: The instant to stamp them with (the monotonic clock when ``None``).
+        """
+        return read_counters(self._h.version, self.path, self.acct_path, now)
+
     def usage_seconds(self) -> float:
-        """CPU seconds the cgroup's processes have consumed since it was created."""
+        """CPU seconds the cgroup's processes have consumed since it was created (0 where uncounted)."""
         if self._h.version == 2:
-            for line in (self.path / "cpu.stat").read_text().splitlines():
-                key, value = line.split()
-                if key == "usage_usec":
-                    return int(value) / 1e6
-            return 0.0
+            return parse_stat((self.path / "cpu.stat").read_text()).get("usage_usec", 0) / 1e6
         if self.acct_path is not None:
             return int((self.acct_path / "cpuacct.usage").read_text()) / 1e9
         return 0.0
-
-    def throttled_seconds(self) -> float:
-        """Seconds the cgroup's processes were throttled by the quota."""
-        for line in (self.path / "cpu.stat").read_text().splitlines():
-            key, value = line.split()
-            if key == "throttled_usec":
-                return int(value) / 1e6
-            if key == "throttled_time":
-                return int(value) / 1e9
-        return 0.0
-
-    def throttle_counts(self) -> tuple[int, int]:
-        """CFS periods elapsed with the cgroup runnable, and how many of them ran out of quota."""
-        counts = {"nr_periods": 0, "nr_throttled": 0}
-        for line in (self.path / "cpu.stat").read_text().splitlines():
-            key, _, value = line.partition(" ")
-            if key in counts:
-                counts[key] = int(value)
-        return counts["nr_periods"], counts["nr_throttled"]
 
     def destroy(self, timeout_s: float = 5.0) -> None:
         """Move remaining processes back to the parent and remove the cgroup."""

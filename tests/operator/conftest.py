@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from tests.operator.harness import NAMESPACE, Cluster, Emulator, RunningOperator, register_crds, start_operator
+from tests.operator.spark_driver_fake import FakeSparkDriver
 
 
 @pytest.fixture
@@ -56,3 +57,14 @@ async def cluster(emulator: kmock.KubernetesEmulator) -> AsyncIterator[Cluster]:
     connector = aiohttp.TCPConnector(force_close=True)
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=30)) as http:
         yield Cluster(emulator, http)
+
+
+@pytest.fixture
+async def driver(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeSparkDriver]:
+    """A fake Spark driver's REST API, where the operator's DeadlineJob loop reads progress."""
+    fake = FakeSparkDriver()
+    monkeypatch.setenv("MLSCALE_SPARK_UI_URL", await fake.start())
+    try:
+        yield fake
+    finally:
+        await fake.stop()

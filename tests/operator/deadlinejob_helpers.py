@@ -59,9 +59,14 @@ def condition_is(obj: dict[str, Any] | None, type_: str, status: str) -> bool:
 
 
 async def create_executor_pods(
-    cluster: Cluster, job_name: str = "pagerank", ids: tuple[str, ...] = ("1", "2"), *, node: str | None = None
+    cluster: Cluster,
+    job_name: str = "pagerank",
+    ids: tuple[str, ...] = ("1", "2"),
+    *,
+    node: str | None = None,
+    ips: dict[str, str] | None = None,
 ) -> None:
-    """Create the executor pods Spark would create from the template, as the driver would."""
+    """Create the executor pods Spark would create from the template, as the driver would (``ips``: pod IPs)."""
     for executor_id in ids:
         spec: dict[str, Any] = {
             "containers": [
@@ -93,7 +98,7 @@ async def create_executor_pods(
                     },
                 },
                 "spec": spec,
-                "status": {"phase": "Running"},
+                "status": {"phase": "Running", **({"podIP": ips[executor_id]} if ips else {})},
             },
         )
 

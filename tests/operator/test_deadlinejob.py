@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from tests.operator.deadlinejob_helpers import PODS, condition, condition_is, create_executor_pods, job, job_path
-from tests.operator.harness import NAMESPACE, Cluster, RunningOperator
+from tests.operator.harness import NAMESPACE, ROOT, Cluster, RunningOperator
 
 pytestmark = pytest.mark.operator
 
@@ -82,6 +82,16 @@ async def test_accepted_job_gets_its_children(operator: RunningOperator, cluster
     assert executor["resizePolicy"] == [{"resourceName": "cpu", "restartPolicy": "NotRequired"}]
     assert executor_template["metadata"]["labels"]["mlscale.dev/deadlinejob"] == "pagerank"
     assert executor_template["metadata"]["labels"]["app.kubernetes.io/component"] == "executor"
+    # Each executor starts the CPU meter, kept in the same ConfigMap, before the image's entrypoint.
+    assert executor["command"][:2] == ["/bin/sh", "-c"]
+    assert 'exec /opt/entrypoint.sh "$@"' in executor["command"][2]
+    (meter_volume,) = executor_template["spec"]["volumes"]
+    assert meter_volume["configMap"]["name"] == "pagerank-executor-template"
+    (item,) = meter_volume["configMap"]["items"]
+    assert template["data"][item["key"]] == (ROOT / "mlscale" / "cpu_meter.py").read_text()
+    (meter_mount,) = executor["volumeMounts"]
+    assert meter_mount["name"] == meter_volume["name"]
+    assert f"{meter_mount['mountPath']}/{item['path']} --port 4049" in executor["command"][2]
 
     assert service is not None
     assert service["spec"]["clusterIP"] == "None"

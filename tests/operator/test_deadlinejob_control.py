@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -39,17 +38,6 @@ from tests.operator.harness import NAMESPACE, Cluster, RunningOperator, start_op
 from tests.operator.spark_driver_fake import FakeSparkDriver
 
 pytestmark = pytest.mark.operator
-
-
-@pytest.fixture
-async def driver(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeSparkDriver]:
-    fake = FakeSparkDriver()
-    url = await fake.start()
-    monkeypatch.setenv("MLSCALE_SPARK_UI_URL", url)
-    try:
-        yield fake
-    finally:
-        await fake.stop()
 
 
 async def test_running_job_resizes_executors_to_the_laws_cores(

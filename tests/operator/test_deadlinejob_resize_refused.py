@@ -55,16 +55,6 @@ async def emulator() -> AsyncIterator[kmock.KubernetesEmulator]:
         yield handler
 
 
-@pytest.fixture
-async def driver(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeSparkDriver]:
-    fake = FakeSparkDriver()
-    monkeypatch.setenv("MLSCALE_SPARK_UI_URL", await fake.start())
-    try:
-        yield fake
-    finally:
-        await fake.stop()
-
-
 async def test_refused_resize_continues_without_vertical_control(
     operator: RunningOperator, cluster: Cluster, driver: FakeSparkDriver
 ) -> None:

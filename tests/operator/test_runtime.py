@@ -60,3 +60,14 @@ async def test_restart_resumes_every_resource(kubeconfig: Path, cluster: Cluster
     # Resuming an accepted resource changes nothing and announces nothing again.
     again = [e for e in cluster.events("pagerank") if e.get("reason") == "Accepted"]
     assert len(again) == len(announced) >= 1
+
+
+# kopf leaves its authenticator coroutine unawaited when a startup handler stops it.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+async def test_a_bad_setting_stops_the_operator_at_startup_with_the_fix(
+    kubeconfig: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("MLSCALE_EXECUTOR_CPU_METER_PORT", "4049x")
+    with pytest.raises(Exception, match="handlers failed"):  # kopf's ActivityError (not public)
+        await start_operator()
+    assert "MLSCALE_EXECUTOR_CPU_METER_PORT='4049x': give a port number, or 0 to turn the meter off" in caplog.text

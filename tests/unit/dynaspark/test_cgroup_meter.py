@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from dynaspark.cgroup_actuator import CgroupCoresActuator
+from mlscale.cpu_meter import CpuCounters
 
 
 class _Group:
@@ -16,12 +17,9 @@ class _Group:
         self.accounts_usage = accounts_usage
         self.used_s, self.periods, self.throttled = 0.0, 0, 0
 
-    def usage_seconds(self) -> float:
+    def counters(self, now: float) -> CpuCounters:
         # Where nothing counts CPU, the cgroup reads 0 however much its processes use.
-        return self.used_s if self.accounts_usage else 0.0
-
-    def throttle_counts(self) -> tuple[int, int]:
-        return self.periods, self.throttled
+        return CpuCounters(now, self.used_s if self.accounts_usage else 0.0, self.periods, self.throttled, 0.5)
 
 
 def test_an_executor_whose_cgroup_counts_no_cpu_is_not_reported_as_using_none(

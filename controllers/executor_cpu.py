@@ -1,0 +1,123 @@
+"""The CPU each executor used and whether it ran out of quota, read from the meter in its pod.
+
+Each executor container runs :mod:`mlscale.cpu_meter` beside the JVM (the pod template starts
+it, :func:`controllers.sparkpods.executor_pod_template`), which answers ``GET /cpu`` on
+``MLSCALE_EXECUTOR_CPU_METER_PORT`` with its container's cgroup counters. Two readings a period
+apart give what the local cgroup meter gives on one machine: the cores used and the share of CFS
+periods throttled, so the law's usage cap works the same in a cluster. The resource metrics API
+cannot stand in: metrics-server averages over 10 s or more and says nothing of throttling.
+
+A pod whose meter does not answer (an image without ``python3``, a NetworkPolicy in the way) is
+asked again only after a while, and its executor runs without the cap, as before the meter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import aiohttp
+
+from controllers.executor_pods import ExecutorPod
+from dynaspark.observation import ExecutorCpu
+from mlscale.cpu_meter import PATH, CpuCounters, cpu_between
+
+log = logging.getLogger(__name__)
+
+FAILURES_BEFORE_BACKOFF = 3
+"""Failed reads in a row (a throttled container may answer late once) before a pod is left alone."""
+BACKOFF_S = 30.0
+"""How long a pod whose meter did not answer is left alone."""
+
+
+@dataclass
+class _Reading:
+    pod: str
+    counters: CpuCounters
+
+
+@dataclass
+class _Failures:
+    count: int = 0
+    retry_at_s: float = 0.0
+
+
+class PodCpuMeter:
+    """Reads each executor pod's CPU meter every period; keeps the previous reading to difference.
+
+    Args:
+        port: The meter's port in every executor pod.
+    """
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self._last: dict[str, _Reading] = {}
+        self._failures: dict[str, _Failures] = {}
+        self.quota_cores: dict[str, float | None] = {}
+        """The quota each executor's container runs under now (``None``: none), as last read."""
+
+    async def usage(
+        self, http: aiohttp.ClientSession, pods: Mapping[str, ExecutorPod], now_s: float, *, timeout_s: float
+    ) -> dict[str, ExecutorCpu]:
+        """What each executor used since the previous call; executors read for the first time are left out.
+
+        Args:
+            http: The client session.
+            pods: The executors' pods, by executor id.
+            now_s: Now, on the clock the backoff is kept in.
+            timeout_s: How long one read may take (a fraction of the control period).
+        """
+        timeout = aiohttp.ClientTimeout(total=timeout_s)
+        asked = {
+            e: p
+            for e, p in pods.items()
+            if p.ip is not None and now_s >= self._failures.get(p.pod, _Failures()).retry_at_s
+        }
+        readings = await asyncio.gather(*(self._read(http, p, timeout) for p in asked.values()))
+        result = {}
+        for (executor_id, pod), counters in zip(asked.items(), readings, strict=True):
+            if counters is None:
+                self._failed(pod, now_s)
+                continue
+            self._failures.pop(pod.pod, None)
+            last = self._last.get(executor_id)
+            self._last[executor_id] = _Reading(pod.pod, counters)
+            self.quota_cores[executor_id] = counters.quota_cores
+            # A new pod for the executor id starts its own counters: no interval with the old one.
+            between = None if last is None or last.pod != pod.pod else cpu_between(last.counters, counters)
+            if between is not None:
+                result[executor_id] = ExecutorCpu(*between)
+        for gone in set(self._last) - set(pods):
+            del self._last[gone]
+            self.quota_cores.pop(gone, None)
+        return result
+
+    async def _read(
+        self, http: aiohttp.ClientSession, pod: ExecutorPod, limit: aiohttp.ClientTimeout
+    ) -> CpuCounters | None:
+        url = f"http://{pod.ip}:{self.port}{PATH}"
+        try:
+            async with http.get(url, timeout=limit) as response:
+                if response.status != 200:
+                    log.debug("CPU meter of pod %s answered %s: %s", pod.pod, response.status, await response.text())
+                    return None
+                return CpuCounters.from_dict(await response.json(content_type=None))
+        except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
+            log.debug("CPU meter of pod %s (%s) not read: %s", pod.pod, url, exc)
+            return None
+
+    def _failed(self, pod: ExecutorPod, now_s: float) -> None:
+        failures = self._failures.setdefault(pod.pod, _Failures())
+        failures.count += 1
+        if failures.count >= FAILURES_BEFORE_BACKOFF:
+            log.info(
+                "the CPU meter of executor pod %s does not answer on port %s; its executor runs without the "
+                "usage cap; asking again in %.0f s",
+                pod.pod,
+                self.port,
+                BACKOFF_S,
+            )
+            failures.count = 0
+            failures.retry_at_s = now_s + BACKOFF_S

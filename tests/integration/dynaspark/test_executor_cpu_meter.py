@@ -1,0 +1,143 @@
+"""The CPU meter an executor pod runs, read the way the operator reads it (real cgroups, real HTTP)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from controllers.executor_cpu import PodCpuMeter
+from controllers.executor_pods import ExecutorPod
+from controllers.sparkpods import METER_DIR, METER_KEY, executor_pod_template, template_configmap
+from dynaspark.api import DeadlineJob
+from dynaspark.observation import ExecutorCpu
+from mlscale.cgroups import cgroup_unavailable_reason
+from tests.metered_executors import NAP, SPIN, MeteredExecutor, free_port, metered_executors
+from tests.operator.deadlinejob_helpers import job
+
+pytestmark = pytest.mark.skipif(cgroup_unavailable_reason() is not None, reason=str(cgroup_unavailable_reason()))
+
+
+PORT = free_port()
+HOSTS = {"1": "127.0.0.2", "2": "127.0.0.3"}  # two pod IPs: one port, as every executor pod has
+
+
+@pytest.fixture
+def executors() -> Iterator[dict[str, MeteredExecutor]]:
+    with metered_executors({"1": SPIN, "2": NAP}, HOSTS, PORT, 0.3, "meter-it") as started:
+        yield started
+
+
+def test_the_operator_reads_what_each_executor_used_and_whether_it_ran_out_of_quota(
+    executors: dict[str, MeteredExecutor],
+) -> None:
+    pods = {e: ExecutorPod(e, f"job-exec-{e}", "executor", None, 0.3, HOSTS[e]) for e in executors}
+    meter = PodCpuMeter(PORT)
+
+    async def read_twice() -> tuple[dict[str, ExecutorCpu], dict[str, ExecutorCpu]]:
+        async with aiohttp.ClientSession() as http:
+            first = await meter.usage(http, pods, time.monotonic(), timeout_s=2)
+            await asyncio.sleep(1.5)
+            return first, await meter.usage(http, pods, time.monotonic(), timeout_s=2)
+
+    first, usage = asyncio.run(read_twice())
+    assert first == {}  # the first read starts the interval
+    # The spinning one used its 0.3 core and ran out of quota in nearly every 100 ms period; the
+    # napping one used a few hundredths and never did: the law caps only the latter at its use.
+    assert usage["1"].used_cores == pytest.approx(0.3, abs=0.06)
+    assert usage["1"].throttled_share is not None
+    assert usage["1"].throttled_share > 0.8
+    assert usage["2"].used_cores < 0.15
+    assert usage["2"].throttled_share is not None
+    assert usage["2"].throttled_share < 0.2
+    # The quota each runs under, read from the kernel: what the kubelet applied.
+    assert meter.quota_cores == {"1": pytest.approx(0.3), "2": pytest.approx(0.3)}
+
+
+def test_a_meter_that_does_not_answer_is_left_alone_for_a_while() -> None:
+    pod = ExecutorPod("1", "job-exec-1", "executor", None, 1.0, "127.0.0.1")
+    meter = PodCpuMeter(free_port())  # nothing listens there: an image without python3
+
+    async def read(now_s: float) -> int:
+        async with aiohttp.ClientSession() as http:
+            calls = 0
+            original = meter._read
+
+            async def counted(*args: object) -> object:
+                nonlocal calls
+                calls += 1
+                return await original(*args)  # type: ignore[arg-type]
+
+            meter._read = counted  # type: ignore[method-assign]
+            assert await meter.usage(http, {"1": pod}, now_s, timeout_s=0.5) == {}
+            return calls
+
+    assert [asyncio.run(read(t)) for t in (0.0, 0.2, 0.4)] == [1, 1, 1]
+    # Three failures in a row: not asked again for 30 s, so a dead meter costs no period a wait.
+    assert asyncio.run(read(0.6)) == 0
+    assert asyncio.run(read(29.0)) == 0
+    assert asyncio.run(read(31.0)) == 1
+
+
+def test_the_executor_container_starts_the_meter_then_hands_sparks_arguments_to_the_entrypoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The image's entrypoint: records its arguments, then waits for the meter, as a JVM would run.
+    entrypoint = tmp_path / "entrypoint.sh"
+    record = tmp_path / "args"
+    entrypoint.write_text(
+        "#!/bin/sh\n"
+        f'echo "$@" > {record}\n'
+        "for i in $(seq 100); do\n"
+        f"  python3 -c \"import urllib.request as u; u.urlopen('http://127.0.0.1:$METER_PORT/cpu', timeout=1)\" "
+        f"2>/dev/null && echo answered >> {record} && exit 0\n"
+        "  sleep 0.1\n"
+        "done\n"
+        "exit 1\n"
+    )
+    entrypoint.chmod(0o755)
+    port = free_port()
+    monkeypatch.setenv("MLSCALE_SPARK_ENTRYPOINT", str(entrypoint))
+    monkeypatch.setenv("MLSCALE_EXECUTOR_CPU_METER_PORT", str(port))
+    deadline_job = DeadlineJob.model_validate(job())
+    container = executor_pod_template(deadline_job)["spec"]["containers"][0]
+    # The ConfigMap's file where the pod mounts it: here a folder of the test's own.
+    meter_dir = tmp_path / "cpu-meter"
+    meter_dir.mkdir()
+    (meter_dir / METER_KEY).write_text(template_configmap(deadline_job)["data"][METER_KEY])
+    command = [part.replace(METER_DIR, str(meter_dir)) for part in container["command"]]
+    # Spark appends its own arguments to the container's: `executor`.
+    process = subprocess.Popen(
+        [*command, "executor"], env={**os.environ, "METER_PORT": str(port)}, start_new_session=True
+    )
+    try:
+        assert process.wait(timeout=30) == 0
+    finally:
+        # In a pod the container's end stops the meter; here its process group is killed.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+    assert record.read_text().split("\n")[:2] == ["executor", "answered"]
+
+
+def test_with_the_meter_off_the_executor_runs_the_images_own_entrypoint(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLSCALE_EXECUTOR_CPU_METER_PORT", "0")
+    deadline_job = DeadlineJob.model_validate(job())
+    template = executor_pod_template(deadline_job)
+    assert "command" not in template["spec"]["containers"][0]
+    assert "volumes" not in template["spec"]
+    assert METER_KEY not in template_configmap(deadline_job)["data"]
+
+
+@pytest.mark.parametrize("value", ["http", "70000"])
+def test_a_bad_meter_port_names_the_setting_and_the_fix(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv("MLSCALE_EXECUTOR_CPU_METER_PORT", value)
+    with pytest.raises(ValueError, match=r"MLSCALE_EXECUTOR_CPU_METER_PORT=.*or 0 to turn the meter off"):
+        executor_pod_template(DeadlineJob.model_validate(job()))

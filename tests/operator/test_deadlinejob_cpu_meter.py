@@ -1,0 +1,108 @@
+"""The usage cap in a cluster: the operator reads the CPU meter in each executor pod.
+
+The executor pods live in the emulator; what runs in them stands in on this machine: a busy
+process in a real cgroup with the real meter beside it, on the pod's IP. A small stand-in
+kubelet applies each resize to the cgroup's quota, as the kubelet applies it to the container's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from dynaspark.api import DeadlineJobStatus
+from mlscale.cgroups import cgroup_unavailable_reason
+from mlscale.units import parse_cpu
+from tests.metered_executors import NAP, SPIN, MeteredExecutor, free_port, metered_executors
+from tests.operator.deadlinejob_helpers import (
+    BASE,
+    PODS,
+    condition_is,
+    create_executor_pods,
+    job,
+    job_path,
+    set_driver_phase,
+    status_of,
+)
+from tests.operator.harness import Cluster, RunningOperator
+from tests.operator.spark_driver_fake import FakeSparkDriver
+
+pytestmark = [
+    pytest.mark.operator,
+    pytest.mark.skipif(cgroup_unavailable_reason() is not None, reason=str(cgroup_unavailable_reason())),
+]
+
+IPS = {"1": "127.0.0.2", "2": "127.0.0.3"}
+
+
+@pytest.fixture
+def executors(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, MeteredExecutor]]:
+    port = free_port()
+    monkeypatch.setenv("MLSCALE_EXECUTOR_CPU_METER_PORT", str(port))
+    # Executor 1's task wants a whole core; executor 2's mostly waits. Both start at coresMax.
+    with metered_executors({"1": SPIN, "2": NAP}, IPS, port, 1.5, "meter-op") as started:
+        yield started
+
+
+async def _kubelet(cluster: Cluster, executors: dict[str, MeteredExecutor]) -> None:
+    """Apply each executor pod's CPU limit to its cgroup, as the kubelet applies a resize."""
+    while True:
+        for executor_id, executor in executors.items():
+            pod = await cluster.get(f"{PODS}/pagerank-exec-{executor_id}")
+            container = ((pod or {}).get("spec") or {}).get("containers", [{}])[0]
+            limit = ((container.get("resources") or {}).get("limits") or {}).get("cpu")
+            if limit is not None and executor.group.cores != parse_cpu(limit):
+                executor.group.set_cores(parse_cpu(limit))
+        await asyncio.sleep(0.05)
+
+
+def _executors(obj: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
+    return {e["id"]: e for e in status_of(obj).get("executors") or []}
+
+
+def _capped(obj: dict[str, Any] | None) -> bool:
+    executors = _executors(obj)
+    return (
+        set(executors) == {"1", "2"}
+        and all("usedCores" in e and "enforcedCores" in e for e in executors.values())
+        and executors["2"]["cores"] <= 0.25
+        and executors["2"]["enforcedCores"] == executors["2"]["cores"]
+    )
+
+
+async def test_an_executor_that_uses_little_is_capped_near_its_use_in_a_cluster(
+    operator: RunningOperator, cluster: Cluster, driver: FakeSparkDriver, executors: dict[str, MeteredExecutor]
+) -> None:
+    spec = job()["spec"]
+    spec["deadline"] = "60s"
+    spec["executors"]["coresMin"] = "100m"
+    await cluster.create(f"{BASE}/deadlinejobs", job(**spec))
+    await cluster.wait_for(job_path(), lambda o: condition_is(o, "Submitted", "True"))
+    await create_executor_pods(cluster, ips=IPS)
+    # A stage just started, nothing done: both executors are behind their set point and the
+    # regulator asks for cores; without the meter both would get them.
+    driver.start_stage(0, 100)
+    await set_driver_phase(cluster, "Running")
+    kubelet = asyncio.create_task(_kubelet(cluster, executors))
+    try:
+        obj = await cluster.wait_for(job_path(), _capped, timeout_s=30)
+    finally:
+        kubelet.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await kubelet
+    status = status_of(obj)
+    e = _executors(obj)
+    assert not condition_is(obj, "DeadlineAtRisk", "True")
+    # Both are as far behind (no task done), so the regulator asks the same for both. The
+    # waiting one used a few hundredths of a core and never ran out of quota: capped at its use
+    # plus headroom. The busy one used what it was given, and keeps the regulator's cores.
+    assert e["2"]["usedCores"] < 0.15
+    assert e["2"]["throttledShare"] < 0.2
+    assert e["1"]["usedCores"] > 0.4
+    assert e["1"]["cores"] >= 0.5
+    assert status["usedCores"] == pytest.approx(e["1"]["usedCores"] + e["2"]["usedCores"], abs=2e-3)
+    DeadlineJobStatus.model_validate(status)
