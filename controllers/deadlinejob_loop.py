@@ -36,6 +36,7 @@ from controllers.deadlinejob_status import (
     decision_conditions,
     epoch_of,
     is_true,
+    paced_cores_before,
     period_status,
 )
 from controllers.executor_cpu import PodCpuMeter
@@ -209,7 +210,7 @@ class JobRun:
         self.state = state
         allocated_before = float(status.get("allocatedCores") or 0.0)
         if self.recorder is not None:
-            self.recorder.record(now_s, obs, allocated_before)
+            self.recorder.record(now_s, obs, paced_cores_before(previous, status))
         core_seconds = float(status.get("coreSeconds") or 0.0)
         if previous.last_step_s is not None:
             core_seconds += allocated_before * max(0.0, now_s - previous.last_step_s)

@@ -12,7 +12,7 @@ from typing import Any
 
 import kopf
 
-from dynaspark.law_state import Decision
+from dynaspark.law_state import Decision, LawState
 from dynaspark.observation import ProgressObservation
 from mlscale.api import Condition, ConditionStatus, find_condition, rfc3339, set_condition
 
@@ -38,6 +38,17 @@ def stage_text(decision: Decision, obs: ProgressObservation) -> str | None:
         return None
     name = next((s.name for s in obs.stages if s.stage_id == decision.stage_id), "")
     return f"{decision.stage_id} {name}".strip()
+
+
+def paced_cores_before(state: LawState, status: Mapping[str, Any]) -> float:
+    """The cores of the period that ends now as the recorded profile counts them.
+
+    What each executor was given (``status.executors``), an executor the law capped at its use
+    counted with what its regulator asked, as :meth:`dynaspark.law_state.LawState.paced_cores`
+    does on one machine: a profile must not take the cap for a speed-up.
+    """
+    applied = {str(e["id"]): float(e["cores"]) for e in status.get("executors") or [] if "id" in e and "cores" in e}
+    return state.paced_cores(applied) if applied else float(status.get("allocatedCores") or 0.0)
 
 
 def period_status(
