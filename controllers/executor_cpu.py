@@ -97,7 +97,8 @@ class PodCpuMeter:
     async def _read(
         self, http: aiohttp.ClientSession, pod: ExecutorPod, limit: aiohttp.ClientTimeout
     ) -> CpuCounters | None:
-        url = f"http://{pod.ip}:{self.port}{PATH}"
+        host = f"[{pod.ip}]" if pod.ip is not None and ":" in pod.ip else pod.ip  # an IPv6 pod IP
+        url = f"http://{host}:{self.port}{PATH}"
         try:
             async with http.get(url, timeout=limit) as response:
                 if response.status != 200:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
+import socket
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -193,11 +193,41 @@ class _Handler(BaseHTTPRequestHandler):
         """Quiet: one request per control period would flood the executor's log."""
 
 
+class _IPv6Server(ThreadingHTTPServer):
+    address_family = socket.AF_INET6
+
+
+class _DualStackServer(_IPv6Server):
+    """Listens on IPv6 and IPv4 at once (``::``), as a pod of a dual-stack or IPv6 cluster needs."""
+
+    def server_bind(self) -> None:
+        self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        super().server_bind()
+
+
+def serve(host: str, port: int) -> ThreadingHTTPServer:
+    """A server of ``GET /cpu`` bound to ``host:port``; with no host, every address of the pod.
+
+    Without a host it listens on ``::`` (IPv6 and IPv4), or on ``0.0.0.0`` where the kernel has
+    no IPv6.
+    """
+    server: ThreadingHTTPServer
+    if host:
+        server = (_IPv6Server if ":" in host else ThreadingHTTPServer)((host, port), _Handler)
+    else:
+        try:
+            server = _DualStackServer(("::", port), _Handler)
+        except OSError:
+            server = ThreadingHTTPServer(("0.0.0.0", port), _Handler)
+    server.daemon_threads = True
+    return server
+
+
 def main(argv: list[str] | None = None) -> int:
     """Serve this container's CPU counters until killed."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--host", default=os.environ.get("MLSCALE_CPU_METER_HOST", "0.0.0.0"))
-    parser.add_argument("--port", type=int, default=int(os.environ.get("MLSCALE_CPU_METER_PORT", DEFAULT_PORT)))
+    parser.add_argument("--host", default="", help="address to listen on (default: all of the pod's, IPv6 and IPv4)")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT)
     args = parser.parse_args(argv)
     try:
         version, cpu_dir, acct_dir = own_cgroup()
@@ -205,10 +235,10 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, KeyError, ValueError) as exc:
         print(f"mlscale CPU meter: cannot read this container's cgroup ({exc}); not serving", file=sys.stderr)
         return 1
-    server = ThreadingHTTPServer((args.host, args.port), _Handler)
-    server.daemon_threads = True
+    server = serve(args.host, args.port)
     print(
-        f"mlscale CPU meter: cgroup v{version} {cpu_dir}, GET http://{args.host}:{server.server_port}{PATH}",
+        f"mlscale CPU meter: cgroup v{version} {cpu_dir}; GET {PATH} on {args.host or 'every address'} "
+        f"port {server.server_port}",
         file=sys.stderr,
         flush=True,
     )

@@ -7,6 +7,7 @@ import contextlib
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +20,7 @@ from controllers.executor_pods import ExecutorPod
 from controllers.sparkpods import METER_DIR, METER_KEY, executor_pod_template, template_configmap
 from dynaspark.api import DeadlineJob
 from dynaspark.observation import ExecutorCpu
+from mlscale import cpu_meter
 from mlscale.cgroups import cgroup_unavailable_reason
 from tests.metered_executors import NAP, SPIN, MeteredExecutor, free_port, metered_executors
 from tests.operator.deadlinejob_helpers import job
@@ -141,3 +143,30 @@ def test_a_bad_meter_port_names_the_setting_and_the_fix(monkeypatch: pytest.Monk
     monkeypatch.setenv("MLSCALE_EXECUTOR_CPU_METER_PORT", value)
     with pytest.raises(ValueError, match=r"MLSCALE_EXECUTOR_CPU_METER_PORT=.*or 0 to turn the meter off"):
         executor_pod_template(DeadlineJob.model_validate(job()))
+
+
+def test_the_meter_answers_on_the_pods_ipv4_and_ipv6_addresses() -> None:
+    port = free_port()
+    meter = subprocess.Popen(
+        [sys.executable, "-I", str(Path(cpu_meter.__file__)), "--port", str(port)], stderr=subprocess.DEVNULL
+    )
+    pods = {
+        "4": ExecutorPod("4", "job-exec-4", "executor", None, 1.0, "127.0.0.1"),
+        "6": ExecutorPod("6", "job-exec-6", "executor", None, 1.0, "::1"),
+    }
+    reader = PodCpuMeter(port)
+
+    async def read() -> dict[str, float | None]:
+        async with aiohttp.ClientSession() as http:
+            for _ in range(100):  # until the meter listens
+                await reader.usage(http, pods, 0.0, timeout_s=1)
+                if set(reader.quota_cores) == set(pods):
+                    break
+                await asyncio.sleep(0.1)
+        return dict(reader.quota_cores)
+
+    try:
+        assert set(asyncio.run(read())) == {"4", "6"}
+    finally:
+        meter.kill()
+        meter.wait()
