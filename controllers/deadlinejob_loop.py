@@ -208,6 +208,8 @@ class JobRun:
             control_period, law, previous, self.sensor, actuator, now_s, cpu=cpu
         )
         self.state = state
+        if self.meter is not None:
+            self.meter.expect(actuator.resized, time.monotonic())
         allocated_before = float(status.get("allocatedCores") or 0.0)
         if self.recorder is not None:
             self.recorder.record(now_s, obs, paced_cores_before(previous, status))
@@ -255,6 +257,9 @@ class JobRun:
                 throttled={e: c.throttled_share for e, c in cpu.items() if c.throttled_share is not None},
                 enforced=self.meter.quota_cores if self.meter is not None else None,
             ),
+            "resizeLatencySeconds": None
+            if self.meter is None or self.meter.resize_latency_s is None
+            else round(self.meter.resize_latency_s, 2),
             "controlState": state.to_dict(),
             "conditions": [c.model_dump(mode="json", by_alias=True, exclude_none=True) for c in conditions],
         }

@@ -9,12 +9,18 @@ cannot stand in: metrics-server averages over 10 s or more and says nothing of t
 
 A pod whose meter does not answer (an image without ``python3``, a NetworkPolicy in the way) is
 asked again only after a while, and its executor runs without the cap, as before the meter.
+
+The meter also reads the quota the kernel applies to the container, so it times each in-place
+resize: from the operator's request to the first reading under the new quota. That is how long
+the kubelet takes to apply a resize, measured to within a control period.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import statistics
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -30,6 +36,10 @@ FAILURES_BEFORE_BACKOFF = 3
 """Failed reads in a row (a throttled container may answer late once) before a pod is left alone."""
 BACKOFF_S = 30.0
 """How long a pod whose meter did not answer is left alone."""
+RESIZES_KEPT = 20
+"""How many of the latest resizes the resize latency is the median of."""
+QUOTA_TOLERANCE = 0.006
+"""Cores within which a container's quota counts as the one asked (the kubelet rounds to a millicore)."""
 
 
 @dataclass
@@ -57,6 +67,23 @@ class PodCpuMeter:
         self._failures: dict[str, _Failures] = {}
         self.quota_cores: dict[str, float | None] = {}
         """The quota each executor's container runs under now (``None``: none), as last read."""
+        self._pending: dict[str, tuple[float, float]] = {}
+        self.resize_latencies: deque[float] = deque(maxlen=RESIZES_KEPT)
+        """Seconds the latest resizes took to reach the executors' containers."""
+
+    def expect(self, resized: Mapping[str, float], now_s: float) -> None:
+        """Time the resizes just asked for (cores by executor id), until the meters read them applied.
+
+        A resize asked while the previous one is still pending replaces it: the kubelet applies
+        the latest.
+        """
+        for executor_id, cores in resized.items():
+            self._pending[executor_id] = (cores, now_s)
+
+    @property
+    def resize_latency_s(self) -> float | None:
+        """The median time the latest resizes took to be applied (``None`` before one was timed)."""
+        return statistics.median(self.resize_latencies) if self.resize_latencies else None
 
     async def usage(
         self, http: aiohttp.ClientSession, pods: Mapping[str, ExecutorPod], now_s: float, *, timeout_s: float
@@ -85,6 +112,7 @@ class PodCpuMeter:
             last = self._last.get(executor_id)
             self._last[executor_id] = _Reading(pod.pod, counters)
             self.quota_cores[executor_id] = counters.quota_cores
+            self._time_resize(executor_id, counters.quota_cores, now_s)
             # A new pod for the executor id starts its own counters: no interval with the old one.
             between = None if last is None or last.pod != pod.pod else cpu_between(last.counters, counters)
             if between is not None:
@@ -92,7 +120,15 @@ class PodCpuMeter:
         for gone in set(self._last) - set(pods):
             del self._last[gone]
             self.quota_cores.pop(gone, None)
+            self._pending.pop(gone, None)
         return result
+
+    def _time_resize(self, executor_id: str, quota: float | None, now_s: float) -> None:
+        pending = self._pending.get(executor_id)
+        if pending is None or quota is None or abs(quota - pending[0]) > QUOTA_TOLERANCE:
+            return
+        del self._pending[executor_id]
+        self.resize_latencies.append(max(0.0, now_s - pending[1]))
 
     async def _read(
         self, http: aiohttp.ClientSession, pod: ExecutorPod, limit: aiohttp.ClientTimeout

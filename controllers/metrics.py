@@ -13,7 +13,8 @@ from prometheus_client.registry import Collector
 _EXPORTED: dict[str, dict[str, tuple[str, str]]] = {
     "DeadlineJob": {
         "allocated_cores": ("allocatedCores", "Cores allocated to the executors now"),
-        "used_cores": ("usedCores", "CPU the executors used, as the resource metrics API measured it"),
+        "used_cores": ("usedCores", "CPU the executors used, per their pods' CPU meters or metrics-server"),
+        "resize_latency_seconds": ("resizeLatencySeconds", "Median time the kubelet took to apply a resize"),
         "slack_seconds": ("slackSeconds", "Deadline minus predicted completion"),
         "progress_ratio": ("progress", "Completed share of the application's work"),
         "core_seconds": ("coreSeconds", "Core-seconds allocated so far"),

@@ -176,6 +176,10 @@ class DeadlineJobStatus(StatusModel):
     measured it; absent where neither does."""
     executors: list[ExecutorAllocation] = Field(default_factory=list)
     """Per-executor allocation."""
+    resize_latency_seconds: float | None = None
+    """How long the kubelet took to apply an in-place resize: the median over the latest 20, from
+    the operator's request until the CPU meter in the pod read the new quota (to within a control
+    period). Absent until one was timed (no meter, or no resize yet)."""
     predicted_completion_time: dt.datetime | None = None
     """When the application is predicted to finish at the current pace."""
     slack_seconds: float | None = None

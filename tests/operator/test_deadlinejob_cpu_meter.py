@@ -48,20 +48,31 @@ def executors(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, MeteredExec
         yield started
 
 
-async def _kubelet(cluster: Cluster, executors: dict[str, MeteredExecutor]) -> None:
-    """Apply each executor pod's CPU limit to its cgroup, as the kubelet applies a resize."""
+async def _kubelet(cluster: Cluster, executors: dict[str, MeteredExecutor], delay_s: float = 0.0) -> None:
+    """Apply each executor pod's CPU limit to its cgroup ``delay_s`` after it changed (the kubelet's resize)."""
+    seen: dict[str, tuple[float, float]] = {}
+    loop = asyncio.get_running_loop()
     while True:
         for executor_id, executor in executors.items():
             pod = await cluster.get(f"{PODS}/pagerank-exec-{executor_id}")
             container = ((pod or {}).get("spec") or {}).get("containers", [{}])[0]
             limit = ((container.get("resources") or {}).get("limits") or {}).get("cpu")
-            if limit is not None and executor.group.cores != parse_cpu(limit):
-                executor.group.set_cores(parse_cpu(limit))
+            if limit is None or executor.group.cores == parse_cpu(limit):
+                continue
+            cores = parse_cpu(limit)
+            if seen.get(executor_id, (None, 0.0))[0] != cores:
+                seen[executor_id] = (cores, loop.time())
+            if loop.time() - seen[executor_id][1] >= delay_s:
+                executor.group.set_cores(cores)
         await asyncio.sleep(0.05)
 
 
 def _executors(obj: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
     return {e["id"]: e for e in status_of(obj).get("executors") or []}
+
+
+def _resize_pending(obj: dict[str, Any] | None) -> bool:
+    return any("enforcedCores" in e and e["enforcedCores"] != e["cores"] for e in _executors(obj).values())
 
 
 def _capped(obj: dict[str, Any] | None) -> bool:
@@ -74,19 +85,23 @@ def _capped(obj: dict[str, Any] | None) -> bool:
     )
 
 
-async def test_an_executor_that_uses_little_is_capped_near_its_use_in_a_cluster(
-    operator: RunningOperator, cluster: Cluster, driver: FakeSparkDriver, executors: dict[str, MeteredExecutor]
-) -> None:
+async def _start_behind(cluster: Cluster, driver: FakeSparkDriver) -> None:
+    """The job runs its first stage, nothing done yet: both executors are behind their set point."""
     spec = job()["spec"]
     spec["deadline"] = "60s"
     spec["executors"]["coresMin"] = "100m"
     await cluster.create(f"{BASE}/deadlinejobs", job(**spec))
     await cluster.wait_for(job_path(), lambda o: condition_is(o, "Submitted", "True"))
     await create_executor_pods(cluster, ips=IPS)
-    # A stage just started, nothing done: both executors are behind their set point and the
-    # regulator asks for cores; without the meter both would get them.
+    # The regulator asks for cores for both; without the meter both would get them.
     driver.start_stage(0, 100)
     await set_driver_phase(cluster, "Running")
+
+
+async def test_an_executor_that_uses_little_is_capped_near_its_use_in_a_cluster(
+    operator: RunningOperator, cluster: Cluster, driver: FakeSparkDriver, executors: dict[str, MeteredExecutor]
+) -> None:
+    await _start_behind(cluster, driver)
     kubelet = asyncio.create_task(_kubelet(cluster, executors))
     try:
         obj = await cluster.wait_for(job_path(), _capped, timeout_s=30)
@@ -106,3 +121,25 @@ async def test_an_executor_that_uses_little_is_capped_near_its_use_in_a_cluster(
     assert e["1"]["cores"] >= 0.5
     assert status["usedCores"] == pytest.approx(e["1"]["usedCores"] + e["2"]["usedCores"], abs=2e-3)
     DeadlineJobStatus.model_validate(status)
+
+
+async def test_the_operator_times_how_long_the_kubelet_takes_to_apply_a_resize(
+    operator: RunningOperator, cluster: Cluster, driver: FakeSparkDriver, executors: dict[str, MeteredExecutor]
+) -> None:
+    await _start_behind(cluster, driver)
+    # This kubelet applies each resize a second after it was asked.
+    kubelet = asyncio.create_task(_kubelet(cluster, executors, delay_s=1.0))
+    try:
+        # Until it does, a container runs under the cores it had: enforcedCores trails cores.
+        await cluster.wait_for(job_path(), _resize_pending, timeout_s=30)
+        obj = await cluster.wait_for(
+            job_path(), lambda o: status_of(o).get("resizeLatencySeconds") is not None, timeout_s=30
+        )
+    finally:
+        kubelet.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await kubelet
+    # Timed from the request to the first reading under the new quota: one control period (0.2 s)
+    # of resolution, plus this kubelet's poll.
+    assert 1.0 <= status_of(obj)["resizeLatencySeconds"] <= 1.6
+    DeadlineJobStatus.model_validate(status_of(obj))
