@@ -201,15 +201,16 @@ class JobRun:
         # What each executor used over the period that ends now, and whether it ran out of quota:
         # the law caps an executor that was not throttled near what it used.
         cpu: dict[str, ExecutorCpu] = {}
-        if self.meter is not None:
+        meter = self.meter if job.spec.executors.cpu_meter else None
+        if meter is not None:
             timeout_s = min(1.0, max(0.2, job.spec.control.period_seconds / 2))
-            cpu = await self.meter.usage(self.http, pods, time.monotonic(), timeout_s=timeout_s)
+            cpu = await meter.usage(self.http, pods, time.monotonic(), timeout_s=timeout_s)
         state, decision, obs, applied = await asyncio.to_thread(
             control_period, law, previous, self.sensor, actuator, now_s, cpu=cpu
         )
         self.state = state
-        if self.meter is not None:
-            self.meter.expect(actuator.resized, time.monotonic())
+        if meter is not None:
+            meter.expect(actuator.resized, time.monotonic())
         allocated_before = float(status.get("allocatedCores") or 0.0)
         if self.recorder is not None:
             self.recorder.record(now_s, obs, paced_cores_before(previous, status))
@@ -246,7 +247,10 @@ class JobRun:
             capacity,
             decision.at_risk,
         )
-        used = {e: c.used_cores for e, c in cpu.items()} or await self.cpu_usage(pods, now_s)
+        # The meters' figures over this period; metrics-server's window for an executor without one.
+        used = {e: c.used_cores for e, c in cpu.items()}
+        if set(pods) - set(used):
+            used = {**await self.cpu_usage(pods, now_s), **used}
         return {
             **period_status(
                 decision,
@@ -255,11 +259,11 @@ class JobRun:
                 core_seconds,
                 used,
                 throttled={e: c.throttled_share for e, c in cpu.items() if c.throttled_share is not None},
-                enforced=self.meter.quota_cores if self.meter is not None else None,
+                enforced=meter.quota_cores if meter is not None else None,
             ),
             "resizeLatencySeconds": None
-            if self.meter is None or self.meter.resize_latency_s is None
-            else round(self.meter.resize_latency_s, 2),
+            if meter is None or meter.resize_latency_s is None
+            else round(meter.resize_latency_s, 2),
             "controlState": state.to_dict(),
             "conditions": [c.model_dump(mode="json", by_alias=True, exclude_none=True) for c in conditions],
         }

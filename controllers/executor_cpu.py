@@ -66,7 +66,8 @@ class PodCpuMeter:
         self._last: dict[str, _Reading] = {}
         self._failures: dict[str, _Failures] = {}
         self.quota_cores: dict[str, float | None] = {}
-        """The quota each executor's container runs under now (``None``: none), as last read."""
+        """The quota each executor's container ran under at the last reading (``None``: none);
+        an executor whose meter did not answer then is left out."""
         self._pending: dict[str, tuple[float, float]] = {}
         self.resize_latencies: deque[float] = deque(maxlen=RESIZES_KEPT)
         """Seconds the latest resizes took to reach the executors' containers."""
@@ -100,12 +101,17 @@ class PodCpuMeter:
         asked = {
             e: p
             for e, p in pods.items()
-            if p.ip is not None and now_s >= self._failures.get(p.pod, _Failures()).retry_at_s
+            # A pod that is not running yet (its image still pulling) has no meter to ask.
+            if p.ip is not None and p.running and now_s >= self._failures.get(p.pod, _Failures()).retry_at_s
         }
         readings = await asyncio.gather(*(self._read(http, p, timeout) for p in asked.values()))
         result = {}
         for (executor_id, pod), counters in zip(asked.items(), readings, strict=True):
             if counters is None:
+                # The next reading starts a new interval: one across the gap would average a
+                # stretch far longer than a control period.
+                self._last.pop(executor_id, None)
+                self.quota_cores.pop(executor_id, None)
                 self._failed(pod, now_s)
                 continue
             self._failures.pop(pod.pod, None)
@@ -117,8 +123,8 @@ class PodCpuMeter:
             between = None if last is None or last.pod != pod.pod else cpu_between(last.counters, counters)
             if between is not None:
                 result[executor_id] = ExecutorCpu(*between)
-        for gone in set(self._last) - set(pods):
-            del self._last[gone]
+        for gone in (set(self._last) | set(self.quota_cores) | set(self._pending)) - set(pods):
+            self._last.pop(gone, None)
             self.quota_cores.pop(gone, None)
             self._pending.pop(gone, None)
         return result

@@ -50,6 +50,7 @@ class ExecutorPod:
         node: The node it is scheduled on, if it is.
         cores: Its container's CPU request now, if it has one.
         ip: The pod's IP address, once it has one.
+        running: Whether the pod is running (its containers have started).
     """
 
     executor_id: str
@@ -58,6 +59,7 @@ class ExecutorPod:
     node: str | None
     cores: float | None
     ip: str | None = None
+    running: bool = True
 
 
 def executor_pod(pod: Mapping[str, Any]) -> ExecutorPod | None:
@@ -75,6 +77,7 @@ def executor_pod(pod: Mapping[str, Any]) -> ExecutorPod | None:
         node=(pod.get("spec") or {}).get("nodeName"),
         cores=container_cpu(container),
         ip=(pod.get("status") or {}).get("podIP"),
+        running=(pod.get("status") or {}).get("phase") == "Running",
     )
 
 

@@ -15,6 +15,7 @@ throttling every control period (:mod:`controllers.executor_cpu`).
 from __future__ import annotations
 
 import os
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -71,13 +72,18 @@ def executor_command(port: int) -> list[str]:
 
     Spark appends its own arguments (``executor``) to the container's, so they reach the
     entrypoint as ``"$@"``; ``exec`` leaves it the container's main process. An image without
-    ``python3`` runs its executor without the meter (the log says so).
+    ``python3`` runs its executor without the meter; one without the entrypoint stops with a
+    message that says which setting to change (the log says either).
     """
+    entrypoint = shlex.quote(spark_entrypoint_path())
     script = (
+        f"if [ ! -x {entrypoint} ]; then echo \"mlscale: this image has no entrypoint at {entrypoint}: set "
+        "MLSCALE_SPARK_ENTRYPOINT on the operator, or spec.executors.cpuMeter: false in the DeadlineJob\" >&2; "
+        "exit 127; fi; "
         "if command -v python3 >/dev/null 2>&1; then "
-        f"python3 {METER_DIR}/{METER_KEY} --port {port} & "
+        f"python3 -I {METER_DIR}/{METER_KEY} --port {port} & "
         'else echo "mlscale: no python3 in this image: no CPU meter, the executor runs without the usage cap" >&2; '
-        f'fi; exec {spark_entrypoint_path()} "$@"'
+        f'fi; exec {entrypoint} "$@"'
     )
     return ["/bin/sh", "-c", script, "mlscale-executor"]
 
@@ -172,7 +178,7 @@ def executor_pod_template(job: DeadlineJob) -> dict[str, Any]:
         "resizePolicy": [{"resourceName": "cpu", "restartPolicy": "NotRequired"}],
     }
     spec: dict[str, Any] = {"containers": [container]}
-    port = meter_port()
+    port = meter_port() if job.spec.executors.cpu_meter else None
     if port is not None:
         container["command"] = executor_command(port)
         container["volumeMounts"] = [{"name": "mlscale-cpu-meter", "mountPath": METER_DIR, "readOnly": True}]
@@ -196,7 +202,7 @@ def executor_pod_template(job: DeadlineJob) -> dict[str, Any]:
 def template_configmap(job: DeadlineJob) -> dict[str, Any]:
     """The ConfigMap holding the executor pod template (mounted into the driver) and the CPU meter."""
     data = {TEMPLATE_KEY: yaml.safe_dump(executor_pod_template(job), sort_keys=False)}
-    if meter_port() is not None:
+    if job.spec.executors.cpu_meter and meter_port() is not None:
         data[METER_KEY] = Path(cpu_meter.__file__).read_text()
     return {
         "apiVersion": "v1",

@@ -61,6 +61,11 @@ class Executors(ApiModel):
     """Most cores an executor is given; also its number of task slots (rounded up)."""
     memory: MemoryQuantity = 1024**3
     """Memory of each executor (e.g. ``1Gi``)."""
+    cpu_meter: bool = True
+    """In a cluster, start the CPU meter in each executor pod before the image's entrypoint, so the
+    law can cap an executor at the CPU it uses (needs ``python3`` in the image and its entrypoint
+    where the operator expects it, ``/opt/entrypoint.sh`` unless set otherwise). ``false`` runs
+    the image's entrypoint as it is, without the usage cap. Ignored on one machine."""
 
     @model_validator(mode="after")
     def _core_range(self) -> Executors:
@@ -145,8 +150,9 @@ class ExecutorAllocation(StatusModel):
     """Share of the CFS periods (100 ms) of the last control period in which the executor ran out
     of CPU quota (wanted more than it was given), as the CPU meter in its pod counted it."""
     enforced_cores: float | None = None
-    """The CPU limit the executor's container runs under now, read from the kernel by the CPU
-    meter in its pod: it trails ``cores`` until the kubelet has applied a resize."""
+    """The CPU limit the executor's container ran under at the start of the last control period,
+    read from the kernel by the CPU meter in its pod: it trails ``cores`` by that period, and
+    longer until the kubelet has applied a resize. Absent while the meter does not answer."""
 
 
 class DeadlineJobStatus(StatusModel):

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import socket
 import sys
 import time
@@ -62,7 +63,7 @@ class CpuCounters:
         try:
             usage = data["usage_seconds"]
             quota = data["quota_cores"]
-            return cls(
+            counters = cls(
                 at_seconds=float(str(data["at_seconds"])),
                 usage_seconds=None if usage is None else float(str(usage)),
                 periods=int(str(data["periods"])),
@@ -71,6 +72,13 @@ class CpuCounters:
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"not CPU counters: {data!r} ({exc})") from exc
+        numbers = (counters.at_seconds, counters.usage_seconds or 0.0, counters.quota_cores or 0.0)
+        if (
+            not all(math.isfinite(x) and x >= 0 for x in numbers)
+            or min(counters.periods, counters.throttled_periods) < 0
+        ):
+            raise ValueError(f"not CPU counters: {data!r} (negative or not finite)")
+        return counters
 
 
 def cpu_between(earlier: CpuCounters, later: CpuCounters) -> tuple[float, float] | None:
@@ -169,6 +177,8 @@ def own_cgroup(
 
 
 class _Handler(BaseHTTPRequestHandler):
+    timeout = 5  # a connection that sends nothing does not hold its thread for long
+
     def do_GET(self) -> None:
         if self.path.split("?", 1)[0] != PATH:
             self._answer(404, json.dumps({"error": f"not found; GET {PATH}"}))

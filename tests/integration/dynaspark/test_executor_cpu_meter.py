@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +25,7 @@ from dynaspark.api import DeadlineJob
 from dynaspark.observation import ExecutorCpu
 from mlscale import cpu_meter
 from mlscale.cgroups import cgroup_unavailable_reason
+from mlscale.cpu_meter import CpuCounters
 from tests.metered_executors import NAP, SPIN, MeteredExecutor, free_port, metered_executors
 from tests.operator.deadlinejob_helpers import job
 
@@ -159,7 +163,7 @@ def test_the_meter_answers_on_the_pods_ipv4_and_ipv6_addresses() -> None:
     async def read() -> dict[str, float | None]:
         async with aiohttp.ClientSession() as http:
             for _ in range(100):  # until the meter listens
-                await reader.usage(http, pods, 0.0, timeout_s=1)
+                await reader.usage(http, pods, time.monotonic(), timeout_s=1)
                 if set(reader.quota_cores) == set(pods):
                     break
                 await asyncio.sleep(0.1)
@@ -170,3 +174,125 @@ def test_the_meter_answers_on_the_pods_ipv4_and_ipv6_addresses() -> None:
     finally:
         meter.kill()
         meter.wait()
+
+
+def _meter_process(port: int, python: str = sys.executable) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [python, "-I", str(Path(cpu_meter.__file__)), "--host", "127.0.0.1", "--port", str(port)],
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def test_a_reading_after_the_meter_was_away_starts_a_new_interval() -> None:
+    port = free_port()
+    pod = ExecutorPod("1", "job-exec-1", "executor", None, 1.0, "127.0.0.1")
+    reader = PodCpuMeter(port)
+
+    async def read(http: aiohttp.ClientSession) -> dict[str, ExecutorCpu]:
+        return await reader.usage(http, {"1": pod}, time.monotonic(), timeout_s=1)
+
+    async def until_it_answers(http: aiohttp.ClientSession) -> dict[str, ExecutorCpu]:
+        for _ in range(100):
+            first = await read(http)
+            if "1" in reader.quota_cores:
+                return first
+            await asyncio.sleep(0.1)
+        raise AssertionError("the meter did not answer")
+
+    async def scenario() -> list[dict[str, ExecutorCpu]]:
+        results = []
+        async with aiohttp.ClientSession() as http:
+            meter = _meter_process(port)
+            try:
+                await until_it_answers(http)
+                await asyncio.sleep(0.2)
+                results.append(await read(http))  # an interval: a figure
+            finally:
+                meter.kill()
+                meter.wait()
+            results.append(await read(http))  # away: nothing, and its enforced quota is forgotten
+            assert "1" not in reader.quota_cores
+            meter = _meter_process(port)
+            try:
+                results.append(await until_it_answers(http))  # back: a new interval starts
+                await asyncio.sleep(0.2)
+                results.append(await read(http))
+            finally:
+                meter.kill()
+                meter.wait()
+        return results
+
+    after_a_period, away, back, next_period = asyncio.run(scenario())
+    assert set(after_a_period) == {"1"}
+    assert away == {}
+    # Not one figure averaged over the gap, which can be far longer than a control period.
+    assert back == {}
+    assert set(next_period) == {"1"}
+
+
+def test_a_pod_that_is_not_running_yet_is_not_asked() -> None:
+    pending = ExecutorPod("1", "job-exec-1", "executor", None, 1.0, "127.0.0.1", running=False)
+    reader = PodCpuMeter(free_port())
+
+    async def read() -> None:
+        async with aiohttp.ClientSession() as http:
+            for _ in range(5):
+                await reader.usage(http, {"1": pending}, time.monotonic(), timeout_s=0.2)
+
+    asyncio.run(read())
+    # Its image may still be pulling: no failure counted, so no backoff once it runs.
+    assert reader._failures == {}
+
+
+def _python38() -> str | None:
+    """A Python 3.8 interpreter of this machine (pyenv's own, not its shim), if there is one."""
+    pyenv = sorted(Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")).glob("versions/3.8*/bin/python3.8"))
+    if pyenv:
+        return str(pyenv[-1])
+    found = shutil.which("python3.8")
+    return found if found is not None and "shims" not in found else None
+
+
+PYTHON38 = _python38()
+
+
+@pytest.mark.skipif(PYTHON38 is None, reason="no python3.8 on this machine")
+def test_the_meter_runs_on_python_3_8_as_spark_images_carry() -> None:
+    assert PYTHON38 is not None
+    port = free_port()
+    meter = _meter_process(port, PYTHON38)
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/cpu", timeout=2) as response:
+                    counters = CpuCounters.from_dict(json.load(response))
+                break
+            except OSError:
+                assert meter.poll() is None, "the meter exited under Python 3.8"
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+    finally:
+        meter.kill()
+        meter.wait()
+    assert counters.usage_seconds is None or counters.usage_seconds > 0
+
+
+def test_an_image_without_the_entrypoint_stops_with_the_setting_to_change(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLSCALE_SPARK_ENTRYPOINT", str(tmp_path / "no such entrypoint"))
+    command = executor_pod_template(DeadlineJob.model_validate(job()))["spec"]["containers"][0]["command"]
+    done = subprocess.run([*command, "executor"], capture_output=True, text=True, timeout=30, check=False)
+    assert done.returncode == 127
+    assert "no entrypoint at" in done.stderr
+    assert "MLSCALE_SPARK_ENTRYPOINT" in done.stderr
+    assert "spec.executors.cpuMeter: false" in done.stderr
+
+
+def test_a_job_can_run_its_executors_without_the_meter() -> None:
+    body = job()
+    body["spec"]["executors"]["cpuMeter"] = False
+    deadline_job = DeadlineJob.model_validate(body)
+    assert "command" not in executor_pod_template(deadline_job)["spec"]["containers"][0]
+    assert METER_KEY not in template_configmap(deadline_job)["data"]

@@ -125,3 +125,28 @@ def test_the_meter_runs_in_an_application_image_alone() -> None:
             imported.add(str(node.module).split(".")[0])
     assert imported - {"__future__"} <= set(sys.stdlib_module_names), imported
     assert "mlscale" not in imported
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("usage_seconds", float("nan")), ("quota_cores", float("inf")), ("periods", -1)]
+)
+def test_numbers_a_control_law_cannot_use_are_refused(field: str, value: float) -> None:
+    answer = json.loads(CpuCounters(1.0, 2.0, 10, 3, 0.5).to_json())
+    answer[field] = value
+    with pytest.raises(ValueError, match="not CPU counters"):
+        CpuCounters.from_dict(answer)
+
+
+def test_a_cgroup_path_not_mounted_here_falls_back_to_the_mount_itself(tmp_path: Path) -> None:
+    # A container whose /proc/self/cgroup names the host's path while only its own cgroup is
+    # mounted (no cgroup namespace, a read-only cgroupfs of its own).
+    v2 = tmp_path / "v2"
+    _write(v2, {"cgroup.controllers": "cpu", "cpu.stat": "usage_usec 5\n", "cpu.max": "max 100000\n"})
+    proc = tmp_path / "cgroup2"
+    proc.write_text("0::/kubepods/burstable/pod1/abc\n")
+    assert own_cgroup(proc, v2) == (2, v2, None)
+    v1 = tmp_path / "v1"
+    _write(v1, {"cpu/cpu.stat": "nr_periods 1\n", "cpuacct/cpuacct.usage": "1\n"})
+    proc = tmp_path / "cgroup1"
+    proc.write_text("3:cpu:/docker/abc\n2:cpuacct:/docker/abc\n")
+    assert own_cgroup(proc, v1) == (1, v1 / "cpu", v1 / "cpuacct")
