@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlscale.cpu_meter import CpuCounters, parse_stat, quota_v1, quota_v2, read_counters
+from mlscale.cpu_meter import CpuCounters, read_counters
 
 PERIOD_US = 100_000
 MIN_QUOTA_US = 1_000
@@ -168,9 +168,7 @@ class CpuCgroup:
 
     def read_quota_cores(self) -> float | None:
         """Read the limit back from the kernel, in cores (``None``: unlimited)."""
-        if self._h.version == 2:
-            return quota_v2((self.path / "cpu.max").read_text())
-        return quota_v1((self.path / "cpu.cfs_quota_us").read_text(), (self.path / "cpu.cfs_period_us").read_text())
+        return self.counters().quota_cores
 
     @property
     def accounts_usage(self) -> bool:
@@ -187,11 +185,7 @@ class CpuCgroup:
 
     def usage_seconds(self) -> float:
         """CPU seconds the cgroup's processes have consumed since it was created (0 where uncounted)."""
-        if self._h.version == 2:
-            return parse_stat((self.path / "cpu.stat").read_text()).get("usage_usec", 0) / 1e6
-        if self.acct_path is not None:
-            return int((self.acct_path / "cpuacct.usage").read_text()) / 1e9
-        return 0.0
+        return self.counters().usage_seconds or 0.0
 
     def destroy(self, timeout_s: float = 5.0) -> None:
         """Move remaining processes back to the parent and remove the cgroup."""

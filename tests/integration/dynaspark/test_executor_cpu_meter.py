@@ -149,11 +149,18 @@ def test_a_bad_meter_port_names_the_setting_and_the_fix(monkeypatch: pytest.Monk
         executor_pod_template(DeadlineJob.model_validate(job()))
 
 
+def _meter_process(port: int, python: str = sys.executable, host: str = "127.0.0.1") -> subprocess.Popen[bytes]:
+    """The meter as a pod runs it, by ``python`` (``host`` empty: every address, IPv6 and IPv4)."""
+    host_args = ["--host", host] if host else []
+    return subprocess.Popen(
+        [python, "-I", str(Path(cpu_meter.__file__)), *host_args, "--port", str(port)],
+        stderr=subprocess.DEVNULL,
+    )
+
+
 def test_the_meter_answers_on_the_pods_ipv4_and_ipv6_addresses() -> None:
     port = free_port()
-    meter = subprocess.Popen(
-        [sys.executable, "-I", str(Path(cpu_meter.__file__)), "--port", str(port)], stderr=subprocess.DEVNULL
-    )
+    meter = _meter_process(port, host="")
     pods = {
         "4": ExecutorPod("4", "job-exec-4", "executor", None, 1.0, "127.0.0.1"),
         "6": ExecutorPod("6", "job-exec-6", "executor", None, 1.0, "::1"),
@@ -174,13 +181,6 @@ def test_the_meter_answers_on_the_pods_ipv4_and_ipv6_addresses() -> None:
     finally:
         meter.kill()
         meter.wait()
-
-
-def _meter_process(port: int, python: str = sys.executable) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [python, "-I", str(Path(cpu_meter.__file__)), "--host", "127.0.0.1", "--port", str(port)],
-        stderr=subprocess.DEVNULL,
-    )
 
 
 def test_a_reading_after_the_meter_was_away_starts_a_new_interval() -> None:
