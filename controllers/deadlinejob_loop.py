@@ -38,6 +38,7 @@ from controllers.deadlinejob_status import (
     is_true,
     paced_cores_before,
     period_status,
+    resize_lag_conditions,
 )
 from controllers.executor_cpu import PodCpuMeter
 from controllers.executor_pods import (
@@ -234,6 +235,17 @@ class JobRun:
                 generation=generation,
             )
         conditions = decision_conditions(self.body, conditions, decision, capacity, now=now, generation=generation)
+        if meter is not None:
+            conditions = resize_lag_conditions(
+                self.body,
+                conditions,
+                lag_s=meter.resize_lag_s,
+                latency_s=meter.resize_latency_s,
+                timed=len(meter.resize_latencies),
+                period_s=job.spec.control.period_seconds,
+                now=now,
+                generation=generation,
+            )
         log.info(
             "%s/%s stage=%s sp=%s progress=%s cores=%s requested=%s resized=%s capacity=%s at_risk=%s",
             self.namespace,

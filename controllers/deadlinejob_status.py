@@ -7,6 +7,7 @@ Event when a condition turns true, so every condition is announced the same way.
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,6 +21,10 @@ DEADLINE_AT_RISK = "DeadlineAtRisk"
 CONTENDED = "Contended"
 RESIZE_UNSUPPORTED = "ResizeUnsupported"
 PROFILE_MISSING = "ProfileMissing"
+RESIZE_LAGGING = "ResizeLagging"
+
+RESIZES_BEFORE_JUDGING = 5
+"""Resizes timed before ``ResizeLagging`` is judged: one slow kubelet sync is no pattern."""
 
 
 def at_epoch(seconds: float) -> str:
@@ -176,6 +181,66 @@ def decision_conditions(
         "False",
         reason="WithinCapacity",
         message="The executors' requests fit their nodes.",
+        now=now,
+        generation=generation,
+    )
+
+
+def recommended_period_s(latency_s: float) -> float:
+    """A control period long enough for the resizes timed to have been applied: the next half second up."""
+    return math.ceil(latency_s * 2 - 1e-9) / 2
+
+
+def resize_lag_conditions(
+    body: kopf.Body,
+    conditions: list[Condition],
+    *,
+    lag_s: float | None,
+    latency_s: float | None,
+    timed: int,
+    period_s: float,
+    now: dt.datetime,
+    generation: int | None,
+) -> list[Condition]:
+    """``ResizeLagging`` from the resizes timed so far; unchanged before a few were.
+
+    Args:
+        body: The DeadlineJob the Event is posted about.
+        conditions: Its conditions now.
+        lag_s: The median time the latest resizes took at least (the last reading under the
+            old quota came that long after the request).
+        latency_s: The median time they took at most (the first reading under the new quota).
+        timed: How many resizes these medians are over.
+        period_s: ``spec.control.periodSeconds``.
+        now: When the condition changes, if it does.
+        generation: The spec's generation acted on.
+    """
+    if lag_s is None or latency_s is None or timed < RESIZES_BEFORE_JUDGING:
+        return conditions
+    if lag_s >= period_s:
+        message = (
+            f"In-place resizes took {lag_s:.1f}-{latency_s:.1f} s to reach the executors' containers (median of "
+            f"the latest {timed}), longer than spec.control.periodSeconds ({period_s:g} s): the regulator decides "
+            "again before its previous resize is applied and reads CPU used under cores it no longer asks for. "
+            f"Set spec.control.periodSeconds to {recommended_period_s(latency_s):g} or more."
+        )
+        return announce(
+            body,
+            conditions,
+            RESIZE_LAGGING,
+            "True",
+            reason="SlowerThanPeriod",
+            message=message,
+            now=now,
+            generation=generation,
+        )
+    return announce(
+        body,
+        conditions,
+        RESIZE_LAGGING,
+        "False",
+        reason="WithinPeriod",
+        message=f"In-place resizes reach the executors' containers within a control period ({period_s:g} s).",
         now=now,
         generation=generation,
     )

@@ -12,7 +12,8 @@ asked again only after a while, and its executor runs without the cap, as before
 
 The meter also reads the quota the kernel applies to the container, so it times each in-place
 resize: from the operator's request to the first reading under the new quota. That is how long
-the kubelet takes to apply a resize, measured to within a control period.
+the kubelet takes to apply a resize, measured to within a control period: the reading before, if
+it came after the request and still showed the old quota, bounds it from below.
 """
 
 from __future__ import annotations
@@ -49,6 +50,14 @@ class _Reading:
 
 
 @dataclass
+class _Pending:
+    cores: float
+    asked_s: float
+    old_quota_s: float | None = None
+    """When a reading after the request last showed the container still under another quota."""
+
+
+@dataclass
 class _Failures:
     count: int = 0
     retry_at_s: float = 0.0
@@ -68,9 +77,12 @@ class PodCpuMeter:
         self.quota_cores: dict[str, float | None] = {}
         """The quota each executor's container ran under at the last reading (``None``: none);
         an executor whose meter did not answer then is left out."""
-        self._pending: dict[str, tuple[float, float]] = {}
+        self._pending: dict[str, _Pending] = {}
         self.resize_latencies: deque[float] = deque(maxlen=RESIZES_KEPT)
-        """Seconds the latest resizes took to reach the executors' containers."""
+        """Seconds the latest resizes took to reach the executors' containers, at most."""
+        self.resize_lags: deque[float] = deque(maxlen=RESIZES_KEPT)
+        """Seconds the latest resizes took at least: from the request to the last reading that
+        still showed another quota (0 where the first reading after the request showed the new one)."""
 
     def expect(self, resized: Mapping[str, float], now_s: float) -> None:
         """Time the resizes just asked for (cores by executor id), until the meters read them applied.
@@ -79,12 +91,21 @@ class PodCpuMeter:
         the latest.
         """
         for executor_id, cores in resized.items():
-            self._pending[executor_id] = (cores, now_s)
+            self._pending[executor_id] = _Pending(cores, now_s)
 
     @property
     def resize_latency_s(self) -> float | None:
         """The median time the latest resizes took to be applied (``None`` before one was timed)."""
         return statistics.median(self.resize_latencies) if self.resize_latencies else None
+
+    @property
+    def resize_lag_s(self) -> float | None:
+        """The median time the latest resizes took at least (``None`` before one was timed).
+
+        Where it reaches the control period, the kubelet took longer than a period for most
+        resizes: the reading after the request still showed the quota before it.
+        """
+        return statistics.median(self.resize_lags) if self.resize_lags else None
 
     async def usage(
         self, http: aiohttp.ClientSession, pods: Mapping[str, ExecutorPod], now_s: float, *, timeout_s: float
@@ -131,10 +152,17 @@ class PodCpuMeter:
 
     def _time_resize(self, executor_id: str, quota: float | None, now_s: float) -> None:
         pending = self._pending.get(executor_id)
-        if pending is None or quota is None or abs(quota - pending[0]) > QUOTA_TOLERANCE:
+        if pending is None:
+            return
+        if quota is None or abs(quota - pending.cores) > QUOTA_TOLERANCE:
+            # Still under another quota; ``now_s`` is when this reading was asked for, so the
+            # kubelet had not applied the resize by then.
+            if now_s > pending.asked_s:
+                pending.old_quota_s = now_s
             return
         del self._pending[executor_id]
-        self.resize_latencies.append(max(0.0, now_s - pending[1]))
+        self.resize_latencies.append(max(0.0, now_s - pending.asked_s))
+        self.resize_lags.append(0.0 if pending.old_quota_s is None else pending.old_quota_s - pending.asked_s)
 
     async def _read(
         self, http: aiohttp.ClientSession, pod: ExecutorPod, limit: aiohttp.ClientTimeout

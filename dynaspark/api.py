@@ -161,7 +161,7 @@ class DeadlineJobStatus(StatusModel):
     phase: Phase = "Pending"
     """Pending, Running, Succeeded, DeadlineMissed or Failed."""
     conditions: list[Condition] = Field(default_factory=list)
-    """Accepted, Submitted, DeadlineAtRisk, Contended, ResizeUnsupported, ProfileMissing."""
+    """Accepted, Submitted, DeadlineAtRisk, Contended, ResizeUnsupported, ResizeLagging, ProfileMissing."""
     observed_generation: int | None = None
     """The generation of the spec the operator last acted on."""
     start_time: dt.datetime | None = None

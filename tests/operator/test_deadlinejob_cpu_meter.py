@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterator
+import re
+from collections.abc import AsyncIterator, Coroutine, Iterator
 from typing import Any
 
 import pytest
@@ -21,6 +22,7 @@ from tests.metered_executors import NAP, SPIN, MeteredExecutor, free_port, meter
 from tests.operator.deadlinejob_helpers import (
     BASE,
     PODS,
+    condition,
     condition_is,
     create_executor_pods,
     job,
@@ -98,6 +100,26 @@ async def _start_behind(cluster: Cluster, driver: FakeSparkDriver) -> None:
     await set_driver_phase(cluster, "Running")
 
 
+@contextlib.asynccontextmanager
+async def _running(*background: Coroutine[Any, Any, None]) -> AsyncIterator[None]:
+    """Run these beside the block; cancel them after it."""
+    tasks = [asyncio.create_task(c) for c in background]
+    try:
+        yield
+    finally:
+        for task in tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+async def _finish_tasks_in_bursts(driver: FakeSparkDriver) -> None:
+    """Executor 1 finishes three tasks every 1.5 s, ten times."""
+    for _ in range(10):
+        await asyncio.sleep(1.5)
+        driver.complete_tasks(0, {"1": 3})
+
+
 async def test_an_executor_that_uses_little_is_capped_near_its_use_in_a_cluster(
     operator: RunningOperator, cluster: Cluster, driver: FakeSparkDriver, executors: dict[str, MeteredExecutor]
 ) -> None:
@@ -135,6 +157,13 @@ async def test_the_operator_times_how_long_the_kubelet_takes_to_apply_a_resize(
         obj = await cluster.wait_for(
             job_path(), lambda o: status_of(o).get("resizeLatencySeconds") is not None, timeout_s=30
         )
+        # A second is five of this job's periods (0.2 s): once a few resizes were timed, the job
+        # says so and names the period that would fit. The busy executor's tasks finish in bursts,
+        # each putting it ahead of its set point: the regulator lowers its cores, one resize a burst.
+        async with _running(_finish_tasks_in_bursts(driver)):
+            lagging = await cluster.wait_for(
+                job_path(), lambda o: condition_is(o, "ResizeLagging", "True"), timeout_s=40
+            )
     finally:
         kubelet.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -143,3 +172,24 @@ async def test_the_operator_times_how_long_the_kubelet_takes_to_apply_a_resize(
     # of resolution, plus this kubelet's poll.
     assert 1.0 <= status_of(obj)["resizeLatencySeconds"] <= 1.6
     DeadlineJobStatus.model_validate(status_of(obj))
+    cond = condition(lagging, "ResizeLagging")
+    assert cond is not None
+    assert cond["reason"] == "SlowerThanPeriod"
+    assert "spec.control.periodSeconds (0.2 s)" in cond["message"]
+    recommended = float(re.search(r"Set spec.control.periodSeconds to ([0-9.]+) or more", cond["message"])[1])
+    assert recommended >= status_of(lagging)["resizeLatencySeconds"]
+    assert recommended <= 2.0
+    events = await cluster.wait_for_events("pagerank", "ResizeLagging")
+    assert events[0].get("type") == "Warning"
+    assert "Set spec.control.periodSeconds to" in str(events[0].get("message") or events[0].get("note"))
+
+
+async def test_a_kubelet_that_resizes_within_a_period_raises_no_lag(
+    operator: RunningOperator, cluster: Cluster, driver: FakeSparkDriver, executors: dict[str, MeteredExecutor]
+) -> None:
+    await _start_behind(cluster, driver)
+    async with _running(_kubelet(cluster, executors), _finish_tasks_in_bursts(driver)):
+        obj = await cluster.wait_for(job_path(), lambda o: condition(o, "ResizeLagging") is not None, timeout_s=40)
+    cond = condition(obj, "ResizeLagging")
+    assert cond is not None
+    assert (cond["status"], cond["reason"]) == ("False", "WithinPeriod")

@@ -68,6 +68,35 @@ def test_the_operator_reads_what_each_executor_used_and_whether_it_ran_out_of_qu
     assert meter.quota_cores == {"1": pytest.approx(0.3), "2": pytest.approx(0.3)}
 
 
+def test_a_resize_is_timed_between_the_last_reading_under_the_old_quota_and_the_first_under_the_new(
+    executors: dict[str, MeteredExecutor],
+) -> None:
+    pods = {"2": ExecutorPod("2", "job-exec-2", "executor", None, 0.3, HOSTS["2"])}
+    meter = PodCpuMeter(PORT)
+    kubelet = executors["2"].group  # the stand-in applies a resize by writing its cgroup's quota
+
+    async def scenario() -> None:
+        async with aiohttp.ClientSession() as http:
+            # The clock is the argument: readings at 10.0, 10.5, 11.0 and 11.5 s, two periods of 0.5 s.
+            await meter.usage(http, pods, 10.0, timeout_s=2)
+            meter.expect({"2": 0.2}, 10.1)
+            await meter.usage(http, pods, 10.5, timeout_s=2)  # still 0.3: not applied 0.4 s after
+            await meter.usage(http, pods, 11.0, timeout_s=2)  # nor 0.9 s after
+            kubelet.set_cores(0.2)
+            await meter.usage(http, pods, 11.5, timeout_s=2)
+            # The next one is applied before the first reading after it.
+            meter.expect({"2": 0.25}, 11.6)
+            kubelet.set_cores(0.25)
+            await meter.usage(http, pods, 12.1, timeout_s=2)
+
+    asyncio.run(scenario())
+    # Between 0.9 and 1.4 s for the first, at most 0.5 s for the second.
+    assert list(meter.resize_lags) == [pytest.approx(0.9), 0.0]
+    assert list(meter.resize_latencies) == [pytest.approx(1.4), pytest.approx(0.5)]
+    assert meter.resize_lag_s == pytest.approx(0.45)
+    assert meter.resize_latency_s == pytest.approx(0.95)
+
+
 def test_a_meter_that_does_not_answer_is_left_alone_for_a_while() -> None:
     pod = ExecutorPod("1", "job-exec-1", "executor", None, 1.0, "127.0.0.1")
     meter = PodCpuMeter(free_port())  # nothing listens there: an image without python3
