@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
+import json
 import re
 from collections.abc import AsyncIterator, Coroutine, Iterator
 from typing import Any
@@ -30,7 +32,7 @@ from tests.operator.deadlinejob_helpers import (
     set_driver_phase,
     status_of,
 )
-from tests.operator.harness import Cluster, RunningOperator
+from tests.operator.harness import NAMESPACE, Cluster, RunningOperator
 from tests.operator.spark_driver_fake import FakeSparkDriver
 
 pytestmark = [
@@ -67,6 +69,11 @@ async def _kubelet(cluster: Cluster, executors: dict[str, MeteredExecutor], dela
             if loop.time() - seen[executor_id][1] >= delay_s:
                 executor.group.set_cores(cores)
         await asyncio.sleep(0.05)
+
+
+def _spark_epoch(text: str) -> float:
+    """Seconds since the epoch of a time as Spark's REST API writes it."""
+    return dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%f%Z").replace(tzinfo=dt.UTC).timestamp()
 
 
 def _executors(obj: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
@@ -143,6 +150,35 @@ async def test_an_executor_that_uses_little_is_capped_near_its_use_in_a_cluster(
     assert e["1"]["cores"] >= 0.5
     assert status["usedCores"] == pytest.approx(e["1"]["usedCores"] + e["2"]["usedCores"], abs=2e-3)
     DeadlineJobStatus.model_validate(status)
+
+
+async def test_the_profile_counts_a_capped_executor_at_its_regulators_cores(
+    operator: RunningOperator, cluster: Cluster, driver: FakeSparkDriver, executors: dict[str, MeteredExecutor]
+) -> None:
+    # The waiting executor is capped while the stage runs; the stage does not go faster for it.
+    # Were the cap counted as cores, the stored profile would take the stage for one that needs
+    # half the cores it does, and the next run would plan it short.
+    await _start_behind(cluster, driver)
+    async with _running(_kubelet(cluster, executors)):
+        await cluster.wait_for(job_path(), _capped, timeout_s=30)
+        await asyncio.sleep(3.0)
+        driver.complete_stage(0)
+        await asyncio.sleep(0.5)
+    await set_driver_phase(cluster, "Succeeded", finished_at=dt.datetime.now(dt.UTC))
+    obj = await cluster.wait_for(job_path(), lambda o: status_of(o).get("phase") == "Succeeded", timeout_s=30)
+    configmap = await cluster.get(f"/api/v1/namespaces/{NAMESPACE}/configmaps/{status_of(obj)['profile']}")
+    assert configmap is not None
+    (stage,) = json.loads(configmap["data"]["profile.json"])["stages"]
+    ran = driver.stages[0]
+    ran_s = _spark_epoch(ran["completionTime"]) - _spark_epoch(ran["submissionTime"])
+    # The profile stores the stage's duration at nominal cores (2 x 1.5): the core-seconds it
+    # counts for the stage are that times 3. Both regulators asked the same (no task done on
+    # either, 0.85-1.5 core each), the busy executor got about that, the capped one 0.1-0.25:
+    # counted at what the regulators asked, the stage took far more core-seconds than the
+    # whole run was allocated (status.coreSeconds).
+    counted = stage["durationSeconds"] * 3.0
+    assert counted > 1.4 * status_of(obj)["coreSeconds"]
+    assert stage["durationSeconds"] <= ran_s
 
 
 async def test_the_operator_times_how_long_the_kubelet_takes_to_apply_a_resize(
