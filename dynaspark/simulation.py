@@ -294,6 +294,7 @@ def run_closed_loop(
     max_s: float = 3600.0,
     stop_after_steps: int | None = None,
     metered: bool = True,
+    resize_lag_periods: int = 0,
 ) -> tuple[LawState, list[LoopSample]]:
     """Drive the plant with the law until the application ends (or ``stop_after_steps``).
 
@@ -306,11 +307,15 @@ def run_closed_loop(
         stop_after_steps: Stop after this many steps (to test resuming).
         metered: Tell the law what each executor used over the period before, as the local
             cgroup meter does (``False``: progress only, as in a cluster without throttling data).
+        resize_lag_periods: How many periods a resize takes to reach the plant (a kubelet slower
+            than the period): the plant runs each period under the cores decided that many
+            periods before.
 
     Returns:
         The law's last state and one sample per step.
     """
     samples: list[LoopSample] = []
+    asked: list[dict[str, float]] = []
     while not app.finished and app.t_s - app.start_s < max_s:
         if stop_after_steps is not None and len(samples) >= stop_after_steps:
             break
@@ -321,7 +326,8 @@ def run_closed_loop(
         samples.append(
             LoopSample(app.t_s, dict(decision.cores), decision.set_point, decision.stage_progress, decision.stage_id)
         )
-        app.advance(decision.cores, period_s)
+        asked.append(dict(decision.cores))
+        app.advance(asked[max(0, len(asked) - 1 - resize_lag_periods)], period_s)
     return state, samples
 
 

@@ -194,7 +194,7 @@ async def test_the_operator_times_how_long_the_kubelet_takes_to_apply_a_resize(
             job_path(), lambda o: status_of(o).get("resizeLatencySeconds") is not None, timeout_s=30
         )
         # A second is five of this job's periods (0.2 s): once a few resizes were timed, the job
-        # says so and names the period that would fit. The busy executor's tasks finish in bursts,
+        # says so. The busy executor's tasks finish in bursts,
         # each putting it ahead of its set point: the regulator lowers its cores, one resize a burst.
         async with _running(_finish_tasks_in_bursts(driver)):
             lagging = await cluster.wait_for(
@@ -212,12 +212,14 @@ async def test_the_operator_times_how_long_the_kubelet_takes_to_apply_a_resize(
     assert cond is not None
     assert cond["reason"] == "SlowerThanPeriod"
     assert "spec.control.periodSeconds (0.2 s)" in cond["message"]
-    recommended = float(re.search(r"Set spec.control.periodSeconds to ([0-9.]+) or more", cond["message"])[1])
-    assert recommended >= status_of(lagging)["resizeLatencySeconds"]
-    assert recommended <= 2.0
+    # Between the last reading under the old quota and the first under the new: a second within.
+    found = re.search(r"took ([0-9.]+)-([0-9.]+) s", cond["message"])
+    assert found is not None
+    at_least, at_most = float(found[1]), float(found[2])
+    assert 0.6 <= at_least <= 1.0 <= at_most <= 1.6
     events = await cluster.wait_for_events("pagerank", "ResizeLagging")
     assert events[0].get("type") == "Warning"
-    assert "Set spec.control.periodSeconds to" in str(events[0].get("message") or events[0].get("note"))
+    assert "periods or more under cores decided before" in str(events[0].get("message") or events[0].get("note"))
 
 
 async def test_a_kubelet_that_resizes_within_a_period_raises_no_lag(
