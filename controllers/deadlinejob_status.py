@@ -7,7 +7,6 @@ Event when a condition turns true, so every condition is announced the same way.
 from __future__ import annotations
 
 import datetime as dt
-import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -215,11 +214,14 @@ def resize_lag_conditions(
     """
     if lag_s is None or latency_s is None or timed < RESIZES_BEFORE_JUDGING:
         return conditions
-    if lag_s >= period_s:
-        periods = max(1, math.floor(lag_s / period_s))
+    # A reading comes once a period, the first one after a request a period less the loop's own
+    # work later: a lower bound of half a period or more says the kubelet had not applied the
+    # resize by then, so the executor ran about a whole period under the cores decided before.
+    if lag_s >= period_s / 2:
+        periods = max(1, round(lag_s / period_s))
         message = (
             f"In-place resizes took {lag_s:.1f}-{latency_s:.1f} s to reach the executors' containers (median of "
-            f"the latest {timed}), more than spec.control.periodSeconds ({period_s:g} s): each executor runs "
+            f"the latest {timed}), about spec.control.periodSeconds ({period_s:g} s) or more: each executor runs "
             f"{periods} period{'s' if periods > 1 else ''} or more under cores decided before, and the regulator "
             "makes up for it with more cores later. The deadline is still controlled from progress, at a higher "
             "cost in cores; lengthening the period to the delay does not lower it (it cost more in simulation)."

@@ -94,11 +94,12 @@ def _capped(obj: dict[str, Any] | None) -> bool:
     )
 
 
-async def _start_behind(cluster: Cluster, driver: FakeSparkDriver) -> None:
+async def _start_behind(cluster: Cluster, driver: FakeSparkDriver, period_s: float = 0.2) -> None:
     """The job runs its first stage, nothing done yet: both executors are behind their set point."""
     spec = job()["spec"]
     spec["deadline"] = "60s"
     spec["executors"]["coresMin"] = "100m"
+    spec["control"]["periodSeconds"] = period_s
     await cluster.create(f"{BASE}/deadlinejobs", job(**spec))
     await cluster.wait_for(job_path(), lambda o: condition_is(o, "Submitted", "True"))
     await create_executor_pods(cluster, ips=IPS)
@@ -225,7 +226,8 @@ async def test_the_operator_times_how_long_the_kubelet_takes_to_apply_a_resize(
 async def test_a_kubelet_that_resizes_within_a_period_raises_no_lag(
     operator: RunningOperator, cluster: Cluster, driver: FakeSparkDriver, executors: dict[str, MeteredExecutor]
 ) -> None:
-    await _start_behind(cluster, driver)
+    # This kubelet applies a resize within about 0.1 s; the job's period is 0.5 s.
+    await _start_behind(cluster, driver, period_s=0.5)
     async with _running(_kubelet(cluster, executors), _finish_tasks_in_bursts(driver)):
         obj = await cluster.wait_for(job_path(), lambda o: condition(o, "ResizeLagging") is not None, timeout_s=40)
     cond = condition(obj, "ResizeLagging")
