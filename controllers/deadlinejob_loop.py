@@ -131,6 +131,7 @@ class JobRun:
         usage_retry_s: When the executors' CPU usage may be asked for again, after the resource
             metrics API failed (a cluster without metrics-server has none).
         meter: Reads the CPU meter in each executor pod (``None`` when the meter is off).
+        timed_period_s: The control period the meter's resize timings were read at.
     """
 
     def __init__(self, api: KubeApi, body: kopf.Body, memo: kopf.Memo, http: aiohttp.ClientSession) -> None:
@@ -148,6 +149,7 @@ class JobRun:
         self.usage_retry_s = 0.0
         port = meter_port()
         self.meter = None if port is None else PodCpuMeter(port)
+        self.timed_period_s: float | None = None
 
     async def period(self, obj: dict[str, Any]) -> tuple[float, bool]:
         """One step of the state machine.
@@ -204,6 +206,10 @@ class JobRun:
         cpu: dict[str, ExecutorCpu] = {}
         meter = self.meter if job.spec.executors.cpu_meter else None
         if meter is not None:
+            if self.timed_period_s != job.spec.control.period_seconds:
+                # Resizes are timed in readings a period apart: a new period starts afresh.
+                meter.forget_resizes()
+                self.timed_period_s = job.spec.control.period_seconds
             timeout_s = min(1.0, max(0.2, job.spec.control.period_seconds / 2))
             cpu = await meter.usage(self.http, pods, time.monotonic(), timeout_s=timeout_s)
         state, decision, obs, applied = await asyncio.to_thread(
@@ -239,9 +245,7 @@ class JobRun:
             conditions = resize_lag_conditions(
                 self.body,
                 conditions,
-                lag_s=meter.resize_lag_s,
-                latency_s=meter.resize_latency_s,
-                timed=len(meter.resize_latencies),
+                meter.resize_delays(),
                 period_s=job.spec.control.period_seconds,
                 now=now,
                 generation=generation,

@@ -12,6 +12,7 @@ from typing import Any
 
 import kopf
 
+from controllers.executor_cpu import ResizeDelays
 from dynaspark.law_state import Decision, LawState
 from dynaspark.observation import ProgressObservation
 from mlscale.api import Condition, ConditionStatus, find_condition, rfc3339, set_condition
@@ -24,6 +25,10 @@ RESIZE_LAGGING = "ResizeLagging"
 
 RESIZES_BEFORE_JUDGING = 5
 """Resizes timed before ``ResizeLagging`` is judged: one slow kubelet sync is no pattern."""
+LATE_SHARE_LAGGING = 0.6
+"""Share of the latest resizes that were late from which ``ResizeLagging`` turns ``True``."""
+LATE_SHARE_IN_TIME = 0.4
+"""Share at or under which it turns ``False``; in between it stays as it was."""
 
 
 def at_epoch(seconds: float) -> str:
@@ -188,43 +193,54 @@ def decision_conditions(
 def resize_lag_conditions(
     body: kopf.Body,
     conditions: list[Condition],
+    delays: ResizeDelays,
     *,
-    lag_s: float | None,
-    latency_s: float | None,
-    timed: int,
     period_s: float,
     now: dt.datetime,
     generation: int | None,
 ) -> list[Condition]:
-    """``ResizeLagging`` from the resizes timed so far; unchanged before a few were.
+    """``ResizeLagging`` from the latest resizes timed: late ones missed the first reading after their request.
 
-    Informs, and recommends no period: against the simulated plant with resizes a second late,
+    ``Unknown`` until a few were timed (after an operator restart too: timings are not kept in
+    the status). ``True`` once most were late, ``False`` once most were not; in between it keeps
+    what it said, so a kubelet whose delay is about the period does not flip it every period.
+    It informs and recommends no period: against the simulated plant with resizes a second late,
     a 0.5 s period cost less than a 1 s one (``tests/unit/dynaspark/test_resize_lag.py``).
 
     Args:
         body: The DeadlineJob the Event is posted about.
         conditions: Its conditions now.
-        lag_s: The median time the latest resizes took at least (the last reading under the
-            old quota came that long after the request).
-        latency_s: The median time they took at most (the first reading under the new quota).
-        timed: How many resizes these medians are over.
+        delays: The latest resizes' timings, summed up.
         period_s: ``spec.control.periodSeconds``.
         now: When the condition changes, if it does.
         generation: The spec's generation acted on.
     """
-    if lag_s is None or latency_s is None or timed < RESIZES_BEFORE_JUDGING:
-        return conditions
-    # A reading comes once a period, the first one after a request a period less the loop's own
-    # work later: a lower bound of half a period or more says the kubelet had not applied the
-    # resize by then, so the executor ran about a whole period under the cores decided before.
-    if lag_s >= period_s / 2:
-        periods = max(1, round(lag_s / period_s))
+    if delays.timed < RESIZES_BEFORE_JUDGING:
+        return announce(
+            body,
+            conditions,
+            RESIZE_LAGGING,
+            "Unknown",
+            reason="NotYetTimed",
+            message=f"{delays.timed} in-place resizes timed so far; judged from {RESIZES_BEFORE_JUDGING}.",
+            now=now,
+            generation=generation,
+        )
+    share = delays.late / delays.timed
+    if share >= LATE_SHARE_LAGGING:
+        took = (
+            f"{delays.at_least_s:.1f}-{delays.at_most_s:.1f} s"
+            if delays.at_most_s is not None
+            else f"more than {delays.at_least_s:.1f} s"
+        )
+        n = delays.missed_readings
         message = (
-            f"In-place resizes took {lag_s:.1f}-{latency_s:.1f} s to reach the executors' containers (median of "
-            f"the latest {timed}), about spec.control.periodSeconds ({period_s:g} s) or more: each executor runs "
-            f"{periods} period{'s' if periods > 1 else ''} or more under cores decided before, and the regulator "
-            "makes up for it with more cores later. The deadline is still controlled from progress, at a higher "
-            "cost in cores; lengthening the period to the delay does not lower it (it cost more in simulation)."
+            f"{delays.late} of the latest {delays.timed} in-place resizes had not reached the executor's container "
+            f"at the first reading after the request, a control period later (spec.control.periodSeconds "
+            f"{period_s:g} s); they took {took} (medians). Each executor runs {n} period{'s' if n > 1 else ''} or "
+            "more under cores decided before, and the regulator makes up for it with more cores later. The "
+            "deadline is still controlled from progress, at a higher cost in cores; lengthening the period to "
+            "the delay does not lower it (it cost more in simulation)."
         )
         return announce(
             body,
@@ -236,13 +252,16 @@ def resize_lag_conditions(
             now=now,
             generation=generation,
         )
+    if share > LATE_SHARE_IN_TIME and find_condition(conditions, RESIZE_LAGGING) is not None:
+        return conditions
     return announce(
         body,
         conditions,
         RESIZE_LAGGING,
         "False",
         reason="WithinPeriod",
-        message=f"In-place resizes reach the executors' containers within a control period ({period_s:g} s).",
+        message=f"{delays.timed - delays.late} of the latest {delays.timed} in-place resizes reached the executor's "
+        f"container by the first reading after the request, within a control period ({period_s:g} s).",
         now=now,
         generation=generation,
     )

@@ -12,8 +12,9 @@ asked again only after a while, and its executor runs without the cap, as before
 
 The meter also reads the quota the kernel applies to the container, so it times each in-place
 resize: from the operator's request to the first reading under the new quota. That is how long
-the kubelet takes to apply a resize, measured to within a control period: the reading before, if
-it came after the request and still showed the old quota, bounds it from below.
+the kubelet takes to apply a resize, measured to within a control period; each reading after the
+request that still showed another quota (a *missed* reading, about a period under the old
+cores) bounds it from below.
 """
 
 from __future__ import annotations
@@ -53,8 +54,45 @@ class _Reading:
 class _Pending:
     cores: float
     asked_s: float
-    old_quota_s: float | None = None
-    """When a reading after the request last showed the container still under another quota."""
+    missed: int = 0
+    """Readings after the request that still showed another quota."""
+    last_missed_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class ResizeTiming:
+    """How long one in-place resize took to reach its executor's container.
+
+    Attributes:
+        missed_readings: Readings after the request (one a period) that still showed another
+            quota: about that many periods the executor ran under the cores decided before.
+        at_least_s: From the request to the last of those readings (0 when none).
+        at_most_s: From the request to the first reading under the new quota; ``None`` when a
+            later resize replaced this one before it was read applied.
+    """
+
+    missed_readings: int
+    at_least_s: float
+    at_most_s: float | None
+
+
+@dataclass(frozen=True)
+class ResizeDelays:
+    """The latest resizes' timings, summed up.
+
+    Attributes:
+        timed: How many resizes were timed.
+        late: How many of them missed the first reading after the request.
+        missed_readings: The median readings missed by the late ones (0 when none was late).
+        at_least_s: The median of their lower bounds (the late ones').
+        at_most_s: The median of their upper bounds (``None`` when none was read applied).
+    """
+
+    timed: int
+    late: int
+    missed_readings: int
+    at_least_s: float
+    at_most_s: float | None
 
 
 @dataclass
@@ -78,34 +116,51 @@ class PodCpuMeter:
         """The quota each executor's container ran under at the last reading (``None``: none);
         an executor whose meter did not answer then is left out."""
         self._pending: dict[str, _Pending] = {}
-        self.resize_latencies: deque[float] = deque(maxlen=RESIZES_KEPT)
-        """Seconds the latest resizes took to reach the executors' containers, at most."""
-        self.resize_lags: deque[float] = deque(maxlen=RESIZES_KEPT)
-        """Seconds the latest resizes took at least: from the request to the last reading that
-        still showed another quota (0 where the first reading after the request showed the new one)."""
+        self.resize_timings: deque[ResizeTiming] = deque(maxlen=RESIZES_KEPT)
+        """The latest resizes' timings, oldest first."""
 
     def expect(self, resized: Mapping[str, float], now_s: float) -> None:
         """Time the resizes just asked for (cores by executor id), until the meters read them applied.
 
-        A resize asked while the previous one is still pending replaces it: the kubelet applies
-        the latest.
+        A resize asked while the previous one is still pending replaces it (the kubelet applies
+        the pod's latest spec); the replaced one counts as late if a reading had missed it. One
+        that asks for the quota the container already runs under (a resize reverted before the
+        kubelet applied it) has nothing to wait for and is not timed.
         """
         for executor_id, cores in resized.items():
+            replaced = self._pending.pop(executor_id, None)
+            if replaced is not None and replaced.missed:
+                self.resize_timings.append(
+                    ResizeTiming(replaced.missed, replaced.last_missed_s - replaced.asked_s, None)
+                )
+            quota = self.quota_cores.get(executor_id)
+            if quota is not None and abs(quota - cores) <= QUOTA_TOLERANCE:
+                continue
             self._pending[executor_id] = _Pending(cores, now_s)
+
+    def forget_resizes(self) -> None:
+        """Drop every timing and pending resize (the control period changed: they were timed against another)."""
+        self.resize_timings.clear()
+        self._pending.clear()
 
     @property
     def resize_latency_s(self) -> float | None:
-        """The median time the latest resizes took to be applied (``None`` before one was timed)."""
-        return statistics.median(self.resize_latencies) if self.resize_latencies else None
+        """The median time the latest resizes took to be applied, at most (``None`` before one was)."""
+        applied = [t.at_most_s for t in self.resize_timings if t.at_most_s is not None]
+        return statistics.median(applied) if applied else None
 
-    @property
-    def resize_lag_s(self) -> float | None:
-        """The median time the latest resizes took at least (``None`` before one was timed).
-
-        Where it reaches the control period, the kubelet took longer than a period for most
-        resizes: the reading after the request still showed the quota before it.
-        """
-        return statistics.median(self.resize_lags) if self.resize_lags else None
+    def resize_delays(self) -> ResizeDelays:
+        """The latest resizes' timings, summed up."""
+        timings = list(self.resize_timings)
+        late = [t for t in timings if t.missed_readings > 0]
+        applied = [t.at_most_s for t in late if t.at_most_s is not None]
+        return ResizeDelays(
+            timed=len(timings),
+            late=len(late),
+            missed_readings=statistics.median_low([t.missed_readings for t in late]) if late else 0,
+            at_least_s=statistics.median([t.at_least_s for t in late]) if late else 0.0,
+            at_most_s=statistics.median(applied) if applied else None,
+        )
 
     async def usage(
         self, http: aiohttp.ClientSession, pods: Mapping[str, ExecutorPod], now_s: float, *, timeout_s: float
@@ -158,11 +213,12 @@ class PodCpuMeter:
             # Still under another quota; ``now_s`` is when this reading was asked for, so the
             # kubelet had not applied the resize by then.
             if now_s > pending.asked_s:
-                pending.old_quota_s = now_s
+                pending.missed += 1
+                pending.last_missed_s = now_s
             return
         del self._pending[executor_id]
-        self.resize_latencies.append(max(0.0, now_s - pending.asked_s))
-        self.resize_lags.append(0.0 if pending.old_quota_s is None else pending.old_quota_s - pending.asked_s)
+        at_least_s = pending.last_missed_s - pending.asked_s if pending.missed else 0.0
+        self.resize_timings.append(ResizeTiming(pending.missed, at_least_s, max(0.0, now_s - pending.asked_s)))
 
     async def _read(
         self, http: aiohttp.ClientSession, pod: ExecutorPod, limit: aiohttp.ClientTimeout

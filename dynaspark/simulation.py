@@ -17,6 +17,7 @@ given seed.
 from __future__ import annotations
 
 import random
+from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -307,15 +308,16 @@ def run_closed_loop(
         stop_after_steps: Stop after this many steps (to test resuming).
         metered: Tell the law what each executor used over the period before, as the local
             cgroup meter does (``False``: progress only, as in a cluster without throttling data).
-        resize_lag_periods: How many periods a resize takes to reach the plant (a kubelet slower
-            than the period): the plant runs each period under the cores decided that many
-            periods before.
+        resize_lag_periods: How many periods a resize takes to reach the plant (a kubelet that
+            applies each resize that long after it was asked): the plant runs each period under
+            the cores decided that many periods before, and under coresMax (a new executor pod's)
+            until the first decision arrives.
 
     Returns:
         The law's last state and one sample per step.
     """
     samples: list[LoopSample] = []
-    asked: list[dict[str, float]] = []
+    in_flight = deque([dict.fromkeys(app.executor_ids, law.config.gains.cores_max)] * resize_lag_periods)
     while not app.finished and app.t_s - app.start_s < max_s:
         if stop_after_steps is not None and len(samples) >= stop_after_steps:
             break
@@ -326,8 +328,8 @@ def run_closed_loop(
         samples.append(
             LoopSample(app.t_s, dict(decision.cores), decision.set_point, decision.stage_progress, decision.stage_id)
         )
-        asked.append(dict(decision.cores))
-        app.advance(asked[max(0, len(asked) - 1 - resize_lag_periods)], period_s)
+        in_flight.append(dict(decision.cores))
+        app.advance(in_flight.popleft(), period_s)
     return state, samples
 
 
