@@ -31,8 +31,9 @@ venv: $(STAMP)  ## create .venv with every package
 tools: $(STAMP)  ## install helm, kubectl (into .venv/bin) and Java 17 when missing
 	PYTHON=$(BIN)/python bash scripts/install-tools.sh --bin-dir $(BIN)
 
-lint: $(STAMP)  ## ruff, mypy --strict, import-linter
+lint: $(STAMP)  ## ruff (checks and formatting), mypy --strict, import-linter
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy mlscale controllers dynaspark hyperfl roma
 	$(BIN)/lint-imports
 

@@ -77,8 +77,8 @@ def executor_command(port: int) -> list[str]:
     """
     entrypoint = shlex.quote(spark_entrypoint_path())
     script = (
-        f"if [ ! -x {entrypoint} ]; then echo \"mlscale: this image has no entrypoint at {entrypoint}: set "
-        "MLSCALE_SPARK_ENTRYPOINT on the operator, or spec.executors.cpuMeter: false in the DeadlineJob\" >&2; "
+        f'if [ ! -x {entrypoint} ]; then echo "mlscale: this image has no entrypoint at {entrypoint}: set '
+        'MLSCALE_SPARK_ENTRYPOINT on the operator, or spec.executors.cpuMeter: false in the DeadlineJob" >&2; '
         "exit 127; fi; "
         "if command -v python3 >/dev/null 2>&1; then "
         f"python3 -I {METER_DIR}/{METER_KEY} --port {port} & "
