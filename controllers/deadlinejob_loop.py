@@ -241,7 +241,8 @@ class JobRun:
                 generation=generation,
             )
         conditions = decision_conditions(self.body, conditions, decision, capacity, now=now, generation=generation)
-        if meter is not None:
+        if meter is not None and not is_true(conditions, RESIZE_UNSUPPORTED):
+            # Where the cluster cannot resize in place, there is no resize to time.
             conditions = resize_lag_conditions(
                 self.body,
                 conditions,

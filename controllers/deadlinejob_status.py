@@ -222,7 +222,8 @@ def resize_lag_conditions(
             RESIZE_LAGGING,
             "Unknown",
             reason="NotYetTimed",
-            message=f"{delays.timed} in-place resizes timed so far; judged from {RESIZES_BEFORE_JUDGING}.",
+            message=f"Not judged yet: {delays.timed} of the {RESIZES_BEFORE_JUDGING} in-place resizes it takes have "
+            "been timed since the operator took this job on.",
             now=now,
             generation=generation,
         )

@@ -76,3 +76,5 @@ async def test_refused_resize_continues_without_vertical_control(
     assert "405" in message or "not allow" in message
     refused = await cluster.wait_for_events("pagerank", "ResizeUnsupported")
     assert [e.get("type") for e in refused] == ["Warning"]
+    # No resize to time, so nothing said of how late resizes are.
+    assert condition(obj, "ResizeLagging") is None
