@@ -83,9 +83,10 @@ class ResizeDelays:
     Attributes:
         timed: How many resizes were timed.
         late: How many of them missed the first reading after the request.
-        missed_readings: The median readings missed by the late ones (0 when none was late).
-        at_least_s: The median of their lower bounds (the late ones').
-        at_most_s: The median of their upper bounds (``None`` when none was read applied).
+        missed_readings: The median readings missed by the late ones read applied (by every
+            late one when none was; 0 when none was late).
+        at_least_s: The median of the same ones' lower bounds.
+        at_most_s: The median of the late ones' upper bounds (``None`` when none was read applied).
     """
 
     timed: int
@@ -153,13 +154,16 @@ class PodCpuMeter:
         """The latest resizes' timings, summed up."""
         timings = list(self.resize_timings)
         late = [t for t in timings if t.missed_readings > 0]
-        applied = [t.at_most_s for t in late if t.at_most_s is not None]
+        # Bounds from the late resizes that were read applied: a replaced one's lower bound ends
+        # where the next resize replaced it, not where the kubelet applied it.
+        applied = [t for t in late if t.at_most_s is not None]
+        bounded = applied or late
         return ResizeDelays(
             timed=len(timings),
             late=len(late),
-            missed_readings=statistics.median_low([t.missed_readings for t in late]) if late else 0,
-            at_least_s=statistics.median([t.at_least_s for t in late]) if late else 0.0,
-            at_most_s=statistics.median(applied) if applied else None,
+            missed_readings=statistics.median_low([t.missed_readings for t in bounded]) if bounded else 0,
+            at_least_s=statistics.median([t.at_least_s for t in bounded]) if bounded else 0.0,
+            at_most_s=statistics.median([t.at_most_s for t in applied if t.at_most_s is not None]) if applied else None,
         )
 
     async def usage(

@@ -206,8 +206,9 @@ async def test_the_operator_times_how_long_the_kubelet_takes_to_apply_a_resize(
         with contextlib.suppress(asyncio.CancelledError):
             await kubelet
     # Timed from the request to the first reading under the new quota: one control period (0.2 s)
-    # of resolution, plus this kubelet's poll.
-    assert 1.0 <= status_of(obj)["resizeLatencySeconds"] <= 1.6
+    # of resolution, plus this kubelet's poll, plus the loop running late on a loaded machine
+    # (measured: 1.0-1.3 s alone, up to 1.87 s beside two busy processes on 2 cores).
+    assert 1.0 <= status_of(obj)["resizeLatencySeconds"] <= 2.0
     DeadlineJobStatus.model_validate(status_of(obj))
     cond = condition(lagging, "ResizeLagging")
     assert cond is not None
@@ -217,10 +218,12 @@ async def test_the_operator_times_how_long_the_kubelet_takes_to_apply_a_resize(
     found = re.search(r"took ([0-9.]+)-([0-9.]+) s", cond["message"])
     assert found is not None
     at_least, at_most = float(found[1]), float(found[2])
-    assert 0.6 <= at_least <= 1.0 <= at_most <= 1.6
+    # This kubelet's delay is a second plus its own poll (longer on a loaded machine).
+    assert 0.4 <= at_least <= at_most
+    assert 1.0 <= at_most <= 2.0
     events = await cluster.wait_for_events("pagerank", "ResizeLagging")
     assert events[0].get("type") == "Warning"
-    assert "periods or more under cores decided before" in str(events[0].get("message") or events[0].get("note"))
+    assert re.search(r"runs \d+ periods? or more under cores decided before", str(events[0].get("message")))
 
 
 async def test_a_kubelet_that_resizes_within_a_period_raises_no_lag(

@@ -133,6 +133,16 @@ def test_a_resize_replaced_before_it_arrived_counts_late_and_a_reverted_one_is_n
         (1, None),
         (0, pytest.approx(0.4)),
     ]
+    # The bounds come from the late one read applied, not from the ones cut short by a replacement.
+    readings.read(0.2, 12.5)
+    meter.expect({"1": 0.6}, 12.6)
+    readings.read(0.2, 13.0)  # missed
+    readings.read(0.2, 13.5)  # missed
+    readings.read(0.6, 14.0)
+    delays = meter.resize_delays()
+    assert (delays.timed, delays.late, delays.missed_readings) == (4, 3, 2)
+    assert delays.at_least_s == pytest.approx(0.9)
+    assert delays.at_most_s == pytest.approx(1.4)
     meter.forget_resizes()
     assert meter.resize_delays().timed == 0
 
