@@ -44,6 +44,11 @@ QUOTA_TOLERANCE = 0.006
 """Cores within which a container's quota counts as the one asked (the kubelet rounds to a millicore)."""
 
 
+def _is_quota(quota: float | None, cores: float) -> bool:
+    """Whether a container runs under the quota of ``cores`` (``None``: no limit, never)."""
+    return quota is not None and abs(quota - cores) <= QUOTA_TOLERANCE
+
+
 @dataclass
 class _Reading:
     pod: str
@@ -134,8 +139,7 @@ class PodCpuMeter:
                 self.resize_timings.append(
                     ResizeTiming(replaced.missed, replaced.last_missed_s - replaced.asked_s, None)
                 )
-            quota = self.quota_cores.get(executor_id)
-            if quota is not None and abs(quota - cores) <= QUOTA_TOLERANCE:
+            if _is_quota(self.quota_cores.get(executor_id), cores):
                 continue
             self._pending[executor_id] = _Pending(cores, now_s)
 
@@ -156,14 +160,14 @@ class PodCpuMeter:
         late = [t for t in timings if t.missed_readings > 0]
         # Bounds from the late resizes that were read applied: a replaced one's lower bound ends
         # where the next resize replaced it, not where the kubelet applied it.
-        applied = [t for t in late if t.at_most_s is not None]
-        bounded = applied or late
+        at_most = [t.at_most_s for t in late if t.at_most_s is not None]
+        bounded = [t for t in late if t.at_most_s is not None] or late
         return ResizeDelays(
             timed=len(timings),
             late=len(late),
             missed_readings=statistics.median_low([t.missed_readings for t in bounded]) if bounded else 0,
             at_least_s=statistics.median([t.at_least_s for t in bounded]) if bounded else 0.0,
-            at_most_s=statistics.median([t.at_most_s for t in applied if t.at_most_s is not None]) if applied else None,
+            at_most_s=statistics.median(at_most) if at_most else None,
         )
 
     async def usage(
@@ -213,7 +217,7 @@ class PodCpuMeter:
         pending = self._pending.get(executor_id)
         if pending is None:
             return
-        if quota is None or abs(quota - pending.cores) > QUOTA_TOLERANCE:
+        if not _is_quota(quota, pending.cores):
             # Still under another quota; ``now_s`` is when this reading was asked for, so the
             # kubelet had not applied the resize by then.
             if now_s > pending.asked_s:
