@@ -1,0 +1,145 @@
+"""Pod templates: the part of a pod a user adds to one the operator builds (cluster only).
+
+A template is a core/v1 ``PodTemplateSpec`` in part: ``metadata.labels`` and
+``metadata.annotations``, and a ``spec`` whose fields (volumes, node selector, tolerations,
+affinity, security context, image pull secrets, init containers, sidecars, ...) the pod takes
+as they are. The container the operator runs is named by the resource (``driver``, ``executor``);
+the template's container of that name adds its ``env``, ``envFrom``, ``volumeMounts``,
+``securityContext`` and other fields to it. What the operator decides itself (image, command,
+resources, restart policy, its own labels and volumes) a template may not set: validation says
+which field and where its value comes from, before anything is created.
+
+The API server validates the rest of the pod when the operator creates it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import Field
+
+from mlscale.api import ApiModel
+
+RESERVED_LABEL_PREFIXES = ("mlscale.dev/", "app.kubernetes.io/", "spark-")
+"""Label keys the operator and Spark set on the pods they create (selection depends on them)."""
+
+
+class PodTemplateMetadata(ApiModel):
+    """Labels and annotations added to the pod."""
+
+    labels: dict[str, str] = Field(default_factory=dict)
+    """Labels added to the pod. Keys under ``mlscale.dev/``, ``app.kubernetes.io/`` and ``spark-``
+    are the operator's and Spark's."""
+    annotations: dict[str, str] = Field(default_factory=dict)
+    """Annotations added to the pod."""
+
+
+class PodTemplate(ApiModel):
+    """Fields added to a pod the operator builds, as in a core/v1 PodTemplateSpec (cluster only)."""
+
+    metadata: PodTemplateMetadata = Field(default_factory=PodTemplateMetadata)
+    """Labels and annotations added to the pod."""
+    spec: dict[str, Any] = Field(default_factory=dict)
+    """A core/v1 PodSpec in part: its fields are added to the pod's."""
+
+
+def template_problems(
+    template: PodTemplate,
+    *,
+    container: str,
+    owned_container_fields: Mapping[str, str],
+    owned_pod_fields: Mapping[str, str],
+    reserved_volumes: Mapping[str, str],
+) -> list[str]:
+    """What in a template conflicts with the pod the operator builds, one line per field.
+
+    Args:
+        template: The user's template.
+        container: Name of the operator's container in the pod.
+        owned_container_fields: Fields of that container the operator sets, each with where
+            its value comes from (the fix).
+        owned_pod_fields: Pod spec fields the operator sets, each with the fix.
+        reserved_volumes: Volume names the operator uses, each with what it holds.
+
+    Returns:
+        Lines like ``spec.containers[executor].resources: ...``; empty when the template fits.
+    """
+    problems = [
+        f"metadata.labels.{key}: keys under {', '.join(RESERVED_LABEL_PREFIXES)} are the operator's "
+        "and Spark's; choose another key"
+        for key in template.metadata.labels
+        if key.startswith(RESERVED_LABEL_PREFIXES)
+    ]
+    spec = template.spec
+    for field, fix in owned_pod_fields.items():
+        if field in spec:
+            problems.append(f"spec.{field}: {fix}")
+    shapeless = [
+        f"spec.{field}: must be a list of objects, each with a name"
+        for field in ("containers", "initContainers", "volumes")
+        if not _named_objects(spec.get(field, []))
+    ]
+    if shapeless:
+        return problems + shapeless
+    for item in spec.get("containers", []):
+        if item["name"] != container:
+            continue
+        for field, fix in owned_container_fields.items():
+            if field in item:
+                problems.append(f"spec.containers[{container}].{field}: {fix}")
+        for key in ("env", "envFrom", "volumeMounts", "ports"):
+            if not isinstance(item.get(key, []), list):
+                problems.append(f"spec.containers[{container}].{key}: must be a list")
+    problems += [
+        f"spec.volumes[{v['name']}]: the operator's volume of that name holds {reserved_volumes[v['name']]}; "
+        "rename yours"
+        for v in spec.get("volumes", [])
+        if v["name"] in reserved_volumes
+    ]
+    return problems
+
+
+def _named_objects(items: Any) -> bool:
+    return isinstance(items, list) and all(isinstance(i, dict) and isinstance(i.get("name"), str) for i in items)
+
+
+def merge_pod(pod: dict[str, Any], template: PodTemplate | None, container: str) -> dict[str, Any]:
+    """The pod with the template's fields added; the operator's own win (validation refused conflicts).
+
+    Args:
+        pod: The pod (or pod template) the operator built: ``metadata`` and ``spec`` with
+            ``container`` in ``spec.containers``.
+        template: The user's template, or ``None``.
+        container: Name of the operator's container.
+
+    Returns:
+        A new pod: the template's pod fields, then the operator's; the template's volumes and
+        labels besides the operator's; the template's container of that name merged into the
+        operator's (lists such as ``volumeMounts`` and ``ports`` joined, the operator's first)
+        and its other containers after it. ``pod`` is returned as it is without a template.
+    """
+    if template is None:
+        return pod
+    ours = pod["spec"]
+    spec: dict[str, Any] = {**template.spec, **{k: v for k, v in ours.items() if k not in ("containers", "volumes")}}
+    volumes = [*ours.get("volumes", []), *template.spec.get("volumes", [])]
+    if volumes:
+        spec["volumes"] = volumes
+    theirs = {c["name"]: c for c in template.spec.get("containers", [])}
+    containers = []
+    for own in ours["containers"]:
+        extra = theirs.pop(own["name"], {}) if own["name"] == container else {}
+        merged = {**extra, **own}
+        for key in ("env", "envFrom", "volumeMounts", "ports"):
+            joined = [*own.get(key, []), *extra.get(key, [])]
+            if joined:
+                merged[key] = joined
+        containers.append(merged)
+    spec["containers"] = [*containers, *theirs.values()]
+    metadata = dict(pod.get("metadata", {}))
+    metadata["labels"] = {**template.metadata.labels, **metadata.get("labels", {})}
+    annotations = {**template.metadata.annotations, **metadata.get("annotations", {})}
+    if annotations:
+        metadata["annotations"] = annotations
+    return {**pod, "metadata": metadata, "spec": spec}

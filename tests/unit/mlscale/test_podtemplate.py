@@ -1,0 +1,172 @@
+"""Pod templates: how a user's template merges into a pod the operator builds, and what it may not set."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from controllers.kube import child_labels
+from controllers.sparkpods import executor_labels
+from dynaspark.api import DeadlineJob
+from mlscale.api import format_validation_error
+from mlscale.podtemplate import RESERVED_LABEL_PREFIXES, PodTemplate, merge_pod
+
+POD: dict[str, Any] = {
+    "apiVersion": "v1",
+    "kind": "Pod",
+    "metadata": {"name": "job-driver", "labels": {"mlscale.dev/deadlinejob": "job"}},
+    "spec": {
+        "restartPolicy": "Never",
+        "serviceAccountName": "job-spark",
+        "containers": [
+            {
+                "name": "driver",
+                "image": "app:1",
+                "command": ["spark-submit"],
+                "volumeMounts": [{"name": "ours", "mountPath": "/opt/ours"}],
+                "ports": [{"name": "ui", "containerPort": 4040}],
+            }
+        ],
+        "volumes": [{"name": "ours", "configMap": {"name": "job-template"}}],
+    },
+}
+
+
+def template(**spec: Any) -> PodTemplate:
+    return PodTemplate.model_validate({"metadata": {"labels": {"team": "a"}}, "spec": spec})
+
+
+def test_without_a_template_the_pod_is_unchanged() -> None:
+    assert merge_pod(POD, None, "driver") is POD
+
+
+def test_template_fields_join_the_operators_and_never_replace_them() -> None:
+    before = copy.deepcopy(POD)
+    merged = merge_pod(
+        POD,
+        template(
+            nodeSelector={"pool": "spark"},
+            serviceAccountName="theirs",
+            volumes=[{"name": "data", "emptyDir": {}}],
+            containers=[
+                {
+                    "name": "driver",
+                    "image": "other:2",
+                    "env": [{"name": "A", "value": "1"}],
+                    "volumeMounts": [{"name": "data", "mountPath": "/data"}],
+                    "ports": [{"name": "metrics", "containerPort": 9090}],
+                    "securityContext": {"runAsNonRoot": True},
+                },
+                {"name": "sidecar", "image": "side:1"},
+            ],
+        ),
+        "driver",
+    )
+    assert before == POD  # the operator's pod is not modified in place
+    spec = merged["spec"]
+    assert spec["nodeSelector"] == {"pool": "spark"}
+    assert spec["serviceAccountName"] == "job-spark"  # the operator's field wins
+    assert spec["restartPolicy"] == "Never"
+    assert [v["name"] for v in spec["volumes"]] == ["ours", "data"]
+    driver, sidecar = spec["containers"]
+    assert driver["image"] == "app:1"
+    assert driver["command"] == ["spark-submit"]
+    assert driver["env"] == [{"name": "A", "value": "1"}]
+    assert driver["securityContext"] == {"runAsNonRoot": True}
+    assert [m["mountPath"] for m in driver["volumeMounts"]] == ["/opt/ours", "/data"]
+    assert [p["name"] for p in driver["ports"]] == ["ui", "metrics"]
+    assert sidecar == {"name": "sidecar", "image": "side:1"}
+    assert merged["metadata"]["labels"] == {"team": "a", "mlscale.dev/deadlinejob": "job"}
+    assert merged["metadata"]["name"] == "job-driver"
+
+
+def test_a_container_of_another_name_is_a_sidecar_not_a_merge() -> None:
+    merged = merge_pod(POD, template(containers=[{"name": "executor", "env": [{"name": "A"}]}]), "driver")
+    assert [c["name"] for c in merged["spec"]["containers"]] == ["driver", "executor"]
+    assert "env" not in merged["spec"]["containers"][0]
+
+
+JOB: dict[str, Any] = {
+    "apiVersion": "mlscale.dev/v1alpha1",
+    "kind": "DeadlineJob",
+    "metadata": {"name": "job"},
+    "spec": {"deadline": "5m", "application": {"mainApplicationFile": "app.py"}},
+}
+
+
+def errors_of(driver: dict[str, Any] | None = None, executors: dict[str, Any] | None = None) -> list[str]:
+    body = copy.deepcopy(JOB)
+    if driver is not None:
+        body["spec"]["driver"] = {"template": driver}
+    if executors is not None:
+        body["spec"]["executors"] = {"template": executors}
+    with pytest.raises(ValidationError) as caught:
+        DeadlineJob.model_validate(body)
+    return format_validation_error(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("field", "fix"),
+    [
+        ("resources", "spec.executors.coresMin/coresMax"),
+        ("command", "Spark starts the executor"),
+        ("args", "Spark starts the executor"),
+        ("image", "spec.application.image"),
+        ("resizePolicy", "NotRequired"),
+    ],
+)
+def test_executor_container_fields_the_operator_sets_are_refused_with_the_fix(field: str, fix: str) -> None:
+    (line,) = errors_of(executors={"spec": {"containers": [{"name": "executor", field: ["x"]}]}})
+    assert line.startswith(f"spec.executors.template: spec.containers[executor].{field}: ")
+    assert fix in line
+
+
+def test_driver_template_conflicts_are_all_named_in_one_message() -> None:
+    (line,) = errors_of(
+        driver={
+            "metadata": {"labels": {"mlscale.dev/deadlinejob": "other", "team": "a"}},
+            "spec": {
+                "restartPolicy": "Always",
+                "volumes": [{"name": "executor-template", "emptyDir": {}}],
+                "containers": [{"name": "driver", "resources": {"limits": {"cpu": "8"}}, "env": {"A": "1"}}],
+            },
+        }
+    )
+    assert line.startswith("spec.driver.template: ")
+    assert "metadata.labels.mlscale.dev/deadlinejob: keys under mlscale.dev/" in line
+    assert "spec.restartPolicy: the driver pod is never restarted" in line
+    assert "spec.containers[driver].resources: the driver's CPU and memory come from spec.driver.cores" in line
+    assert "spec.containers[driver].env: must be a list" in line
+    assert "spec.volumes[executor-template]: the operator's volume of that name holds the executor pod template" in line
+    assert "team" not in line
+
+
+@pytest.mark.parametrize("containers", [{"name": "driver"}, [{"image": "x"}], ["driver"]])
+def test_containers_must_be_a_list_of_named_objects(containers: Any) -> None:
+    (line,) = errors_of(driver={"spec": {"containers": containers}})
+    assert "spec.containers: must be a list of objects, each with a name" in line
+
+
+def test_a_template_of_what_the_operator_leaves_open_is_valid() -> None:
+    body = copy.deepcopy(JOB)
+    body["spec"]["executors"] = {
+        "template": {
+            "metadata": {"labels": {"team": "a"}, "annotations": {"x": "y"}},
+            "spec": {
+                "nodeSelector": {"pool": "spark"},
+                "priorityClassName": "batch",
+                "containers": [{"name": "executor", "env": [{"name": "A", "value": "1"}]}],
+            },
+        }
+    }
+    job = DeadlineJob.model_validate(body)
+    assert job.spec.executors.template is not None
+    assert job.spec.executors.template.spec["priorityClassName"] == "batch"
+
+
+def test_every_label_the_operator_puts_on_a_pod_is_reserved() -> None:
+    keys = {*child_labels("DeadlineJob", "job", "driver"), *executor_labels("job"), "spark-role"}
+    assert all(key.startswith(RESERVED_LABEL_PREFIXES) for key in keys)
