@@ -17,8 +17,9 @@ from typing import cast
 import kopf
 
 from controllers import admission
-from controllers.kube import KubeApi, adopt, core_path, delete_labelled, group_path, scoped_api
+from controllers.kube import KubeApi, KubeError, adopt, core_path, delete_labelled, group_path, scoped_api
 from controllers.sparkpods import (
+    creates_account,
     driver_pod,
     driver_pod_name,
     driver_service,
@@ -40,6 +41,20 @@ log = logging.getLogger(__name__)
 INFO = KINDS["DeadlineJob"]
 TERMINAL_PHASES = frozenset({"Succeeded", "DeadlineMissed", "Failed"})
 RBAC = "rbac.authorization.k8s.io/v1"
+
+# Fields of existing children that follow the spec until the job starts (a refused child is
+# fixed by changing the spec; the children created before it must not keep the old one).
+FOLLOWED_FIELDS = {"ConfigMap": "data", "RoleBinding": "subjects"}
+
+
+class ChildRejectedError(Exception):
+    """The API server refused a child as invalid (400/422): the spec must change, retrying cannot help."""
+
+    def __init__(self, child: str, message: str) -> None:
+        """Name the child (kind and name) and keep the API server's message."""
+        super().__init__(f"{child}: {message}")
+        self.child = child
+        self.message = message
 
 
 async def reconcile(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, logger: kopf.Logger) -> None:
@@ -79,8 +94,27 @@ async def reconcile(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, logger:
     if status.get("startTime"):
         return  # the children exist: the daemon watches them from here on
     namespace = str(body.metadata.namespace)
-    async with scoped_api(memo) as api:
-        await create_children(api, body, job, namespace)
+    try:
+        async with scoped_api(memo) as api:
+            await create_children(api, body, job, namespace)
+    except ChildRejectedError as exc:
+        message = (
+            f"the API server refused {exc.child}: {exc.message}. Fix spec.driver.template or "
+            "spec.executors.template (the fields the pods take as they are); the operator tries "
+            "again when the spec changes"
+        )
+        admission.set_submitted(
+            body,
+            patch,
+            conditions,
+            submitted=False,
+            reason="ChildRejected",
+            message=message,
+            generation=generation,
+            now=now,
+        )
+        log.warning("not submitting %s/%s: %s", namespace, body.metadata.name, message)
+        return
     name = job.metadata.name
     message = (
         f"driver pod {driver_pod_name(name)}, Service {name}-driver and executor template "
@@ -104,7 +138,13 @@ async def reconcile(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, logger:
 
 
 async def create_children(api: KubeApi, owner: kopf.Body, job: DeadlineJob, namespace: str) -> None:
-    """Create the job's children (each adopted: ownerReference and labels); existing ones are kept."""
+    """Create the job's children (each adopted: ownerReference and labels).
+
+    Existing ones are kept, but for the fields in :data:`FOLLOWED_FIELDS`, brought to the spec's.
+
+    Raises:
+        ChildRejectedError: when the API server refuses a child as invalid.
+    """
     owner_doc = {
         "apiVersion": owner.get("apiVersion"),
         "kind": owner.get("kind"),
@@ -112,15 +152,28 @@ async def create_children(api: KubeApi, owner: kopf.Body, job: DeadlineJob, name
     }
     labels = job_labels(job.metadata.name)
     children = [
-        (core_path("serviceaccounts", namespace), spark_service_account(job)),
         (group_path(RBAC, "roles", namespace), spark_role(job)),
         (group_path(RBAC, "rolebindings", namespace), spark_role_binding(job, namespace)),
         (core_path("configmaps", namespace), template_configmap(job)),
         (core_path("services", namespace), driver_service(job)),
         (core_path("pods", namespace), driver_pod(job, namespace)),
     ]
+    if creates_account(job):
+        children.insert(0, (core_path("serviceaccounts", namespace), spark_service_account(job)))
     for path, child in children:
-        await api.create(path, adopt(child, owner_doc, labels))
+        name = child["metadata"]["name"]
+        try:
+            existing = await api.create(path, adopt(child, owner_doc, labels))
+        except KubeError as exc:
+            if exc.status in (400, 422):
+                raise ChildRejectedError(f"{child['kind']} {name}", exc.message) from exc
+            raise
+        field = FOLLOWED_FIELDS.get(child["kind"])
+        if field is not None and existing.get(field) != child[field]:
+            value = child[field]
+            if isinstance(value, dict):  # a merge patch keeps keys it does not name: drop the old ones
+                value = {**{key: None for key in existing.get(field) or {}}, **value}
+            await api.patch(f"{path}/{name}", {field: value})
 
 
 async def delete(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger) -> None:

@@ -27,7 +27,8 @@ from controllers.kube import (
     pod_cpu,
     resize_pod_cpu,
 )
-from controllers.sparkpods import EXECUTOR_CONTAINER, SPARK_EXEC_ID_LABEL, executor_labels
+from controllers.sparkpods import SPARK_EXEC_ID_LABEL, executor_labels
+from dynaspark.api import EXECUTOR_CONTAINER
 from mlscale.units import QuantityError, parse_cpu_usage
 
 log = logging.getLogger(__name__)

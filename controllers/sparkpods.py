@@ -22,14 +22,19 @@ from typing import Any
 import yaml
 
 from controllers.kube import MANAGED_BY, child_labels
-from dynaspark.api import DeadlineJob
+from dynaspark.api import (
+    CPU_METER_VOLUME,
+    DRIVER_CONTAINER,
+    EXECUTOR_CONTAINER,
+    EXECUTOR_TEMPLATE_VOLUME,
+    DeadlineJob,
+)
 from dynaspark.jvm import EXECUTOR_JAVA_OPTIONS, executor_java_options
 from mlscale import cpu_meter
+from mlscale.podtemplate import merge_pod
 from mlscale.units import format_cpu, spark_memory
 
 KIND = "DeadlineJob"
-DRIVER_CONTAINER = "driver"
-EXECUTOR_CONTAINER = "executor"
 DRIVER_PORT = 7078
 BLOCK_MANAGER_PORT = 7079
 UI_PORT = 4040
@@ -104,8 +109,20 @@ def template_configmap_name(job_name: str) -> str:
 
 
 def spark_account_name(job_name: str) -> str:
-    """Name of the driver's ServiceAccount, Role and RoleBinding."""
+    """Name of the driver's ServiceAccount (when its template names none), Role and RoleBinding."""
     return f"{job_name}-spark"
+
+
+def driver_account(job: DeadlineJob) -> str:
+    """The ServiceAccount the driver runs as: its template's, or the one the operator creates."""
+    template = job.spec.driver.template
+    account = template.spec.get("serviceAccountName") if template is not None else None
+    return str(account) if account else spark_account_name(job.metadata.name)
+
+
+def creates_account(job: DeadlineJob) -> bool:
+    """Whether the operator creates the driver's ServiceAccount (its template names none)."""
+    return driver_account(job) == spark_account_name(job.metadata.name)
 
 
 def job_labels(job_name: str) -> dict[str, str]:
@@ -171,7 +188,10 @@ def spark_submit_command(job: DeadlineJob, namespace: str) -> list[str]:
 
 
 def executor_pod_template(job: DeadlineJob) -> dict[str, Any]:
-    """The executor pod template: our labels, CPU resizable in place without a restart, the CPU meter."""
+    """The executor pod template: our labels, CPU resizable in place without a restart, the CPU meter.
+
+    The job's ``spec.executors.template`` is merged in (:func:`mlscale.podtemplate.merge_pod`).
+    """
     container: dict[str, Any] = {
         "name": EXECUTOR_CONTAINER,
         "image": job.spec.application.image,
@@ -181,22 +201,23 @@ def executor_pod_template(job: DeadlineJob) -> dict[str, Any]:
     port = meter_port() if job.spec.executors.cpu_meter else None
     if port is not None:
         container["command"] = executor_command(port)
-        container["volumeMounts"] = [{"name": "mlscale-cpu-meter", "mountPath": METER_DIR, "readOnly": True}]
+        container["volumeMounts"] = [{"name": CPU_METER_VOLUME, "mountPath": METER_DIR, "readOnly": True}]
         spec["volumes"] = [
             {
-                "name": "mlscale-cpu-meter",
+                "name": CPU_METER_VOLUME,
                 "configMap": {
                     "name": template_configmap_name(job.metadata.name),
                     "items": [{"key": METER_KEY, "path": METER_KEY}],
                 },
             }
         ]
-    return {
+    pod = {
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {"labels": executor_labels(job.metadata.name)},
         "spec": spec,
     }
+    return merge_pod(pod, job.spec.executors.template, EXECUTOR_CONTAINER)
 
 
 def template_configmap(job: DeadlineJob) -> dict[str, Any]:
@@ -216,21 +237,25 @@ def template_configmap(job: DeadlineJob) -> dict[str, Any]:
 
 
 def driver_pod(job: DeadlineJob, namespace: str) -> dict[str, Any]:
-    """The driver pod: ``spark-submit`` in client mode, the template mounted, never restarted."""
+    """The driver pod: ``spark-submit`` in client mode, the template mounted, never restarted.
+
+    The job's ``spec.driver.template`` is merged in (:func:`mlscale.podtemplate.merge_pod`).
+    """
     name = job.metadata.name
     cpu = format_cpu(job.spec.driver.cores)
     memory = f"{max(1, job.spec.driver.memory // 2**20)}Mi"
     resources = {"cpu": cpu, "memory": memory}
-    return {
+    pod = {
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {
             "name": driver_pod_name(name),
             "labels": {**child_labels(KIND, name, "driver"), "spark-role": "driver"},
+            "annotations": {"kubectl.kubernetes.io/default-container": DRIVER_CONTAINER},
         },
         "spec": {
             "restartPolicy": "Never",
-            "serviceAccountName": spark_account_name(name),
+            "serviceAccountName": driver_account(job),
             "containers": [
                 {
                     "name": DRIVER_CONTAINER,
@@ -242,12 +267,13 @@ def driver_pod(job: DeadlineJob, namespace: str) -> dict[str, Any]:
                         {"name": "spark-ui", "containerPort": UI_PORT},
                     ],
                     "resources": {"requests": dict(resources), "limits": dict(resources)},
-                    "volumeMounts": [{"name": "executor-template", "mountPath": TEMPLATE_DIR, "readOnly": True}],
+                    "volumeMounts": [{"name": EXECUTOR_TEMPLATE_VOLUME, "mountPath": TEMPLATE_DIR, "readOnly": True}],
                 }
             ],
-            "volumes": [{"name": "executor-template", "configMap": {"name": template_configmap_name(name)}}],
+            "volumes": [{"name": EXECUTOR_TEMPLATE_VOLUME, "configMap": {"name": template_configmap_name(name)}}],
         },
     }
+    return merge_pod(pod, job.spec.driver.template, DRIVER_CONTAINER)
 
 
 def driver_service(job: DeadlineJob) -> dict[str, Any]:
@@ -297,13 +323,13 @@ def spark_role(job: DeadlineJob) -> dict[str, Any]:
 
 
 def spark_role_binding(job: DeadlineJob, namespace: str) -> dict[str, Any]:
-    """Binds the driver's Role to its ServiceAccount."""
+    """Binds the driver's Role to the ServiceAccount it runs as (its template's, or the operator's)."""
     name = job.metadata.name
-    account = spark_account_name(name)
+    role = spark_account_name(name)
     return {
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "RoleBinding",
-        "metadata": {"name": account, "labels": child_labels(KIND, name, "driver")},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": account},
-        "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": namespace}],
+        "metadata": {"name": role, "labels": child_labels(KIND, name, "driver")},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role},
+        "subjects": [{"kind": "ServiceAccount", "name": driver_account(job), "namespace": namespace}],
     }

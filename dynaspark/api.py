@@ -18,6 +18,16 @@ from mlscale.api import (
     StatusModel,
     check_core_range,
 )
+from mlscale.podtemplate import PodTemplate, template_problems
+
+DRIVER_CONTAINER: Final = "driver"
+"""Name of the container that runs spark-submit in the driver pod."""
+EXECUTOR_CONTAINER: Final = "executor"
+"""Name of the executor container in the executor pod template."""
+EXECUTOR_TEMPLATE_VOLUME: Final = "executor-template"
+"""The driver pod's volume holding the executor pod template."""
+CPU_METER_VOLUME: Final = "mlscale-cpu-meter"
+"""The executor pod's volume holding the CPU meter."""
 
 KIND: Final = "DeadlineJob"
 PLURAL = "deadlinejobs"
@@ -50,6 +60,67 @@ class SparkApplication(ApiModel):
         return self
 
 
+class DriverTemplate(PodTemplate):
+    """Fields added to the driver pod, as in a core/v1 PodTemplateSpec (cluster only).
+
+    Volumes, node selector, tolerations, affinity, security context, image pull secrets,
+    sidecars; the container named ``driver`` adds its ``env``, ``envFrom``, ``volumeMounts``
+    and other fields to the one that runs spark-submit. A ``serviceAccountName`` replaces the
+    account the operator would create: the operator binds its Role (pods, Services, ConfigMaps
+    of the namespace, what the driver needs to run executors) to that account instead.
+    Ignored on one machine.
+    """
+
+    @model_validator(mode="after")
+    def _fits(self) -> DriverTemplate:
+        problems = template_problems(
+            self,
+            container=DRIVER_CONTAINER,
+            owned_container_fields={
+                "image": "the driver runs spec.application.image; set it there",
+                "command": "the driver runs spark-submit, built from spec.application; remove it",
+                "args": "the driver runs spark-submit, built from spec.application; remove it",
+                "resources": "the driver's CPU and memory come from spec.driver.cores and spec.driver.memory; "
+                "remove resources",
+            },
+            owned_pod_fields={"restartPolicy": "the driver pod is never restarted (Never); remove it"},
+            reserved_volumes={EXECUTOR_TEMPLATE_VOLUME: "the executor pod template"},
+        )
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
+class ExecutorTemplate(PodTemplate):
+    """Fields added to each executor pod, as in a core/v1 PodTemplateSpec (cluster only).
+
+    Volumes, node selector, tolerations, affinity, security context, image pull secrets,
+    sidecars; the container named ``executor`` adds its ``env``, ``envFrom``, ``volumeMounts``
+    and other fields to the one Spark starts. Spark adds its own fields on top, as it does to
+    any executor pod template. Ignored on one machine.
+    """
+
+    @model_validator(mode="after")
+    def _fits(self) -> ExecutorTemplate:
+        problems = template_problems(
+            self,
+            container=EXECUTOR_CONTAINER,
+            owned_container_fields={
+                "image": "executors run spec.application.image; set it there",
+                "command": "Spark starts the executor (after the CPU meter); remove it",
+                "args": "Spark starts the executor (after the CPU meter); remove it",
+                "resources": "an executor's CPU comes from spec.executors.coresMin/coresMax and its memory "
+                "from spec.executors.memory; remove resources",
+                "resizePolicy": "the operator resizes the CPU in place (NotRequired); remove it",
+            },
+            owned_pod_fields={"restartPolicy": "Spark restarts no executor pod (Never); remove it"},
+            reserved_volumes={CPU_METER_VOLUME: "the CPU meter"},
+        )
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
 class Executors(ApiModel):
     """Executors and the CPU range the regulator may give each of them."""
 
@@ -66,6 +137,9 @@ class Executors(ApiModel):
     law can cap an executor at the CPU it uses (needs ``python3`` in the image and its entrypoint
     where the operator expects it, ``/opt/entrypoint.sh`` unless set otherwise). ``false`` runs
     the image's entrypoint as it is, without the usage cap. Ignored on one machine."""
+    template: ExecutorTemplate | None = None
+    """Fields added to each executor pod (volumes, env, node selector, tolerations, ...), as in a
+    core/v1 PodTemplateSpec; the container named ``executor`` is Spark's. Cluster only."""
 
     @model_validator(mode="after")
     def _core_range(self) -> Executors:
@@ -79,12 +153,15 @@ class Executors(ApiModel):
 
 
 class Driver(ApiModel):
-    """Resources of the driver pod in a cluster."""
+    """The driver pod in a cluster: its resources and what else it needs."""
 
     cores: CpuQuantity = 1.0
     """CPU of the driver (e.g. ``1`` or ``500m``)."""
     memory: MemoryQuantity = 1024**3
     """Memory of the driver (e.g. ``1Gi``)."""
+    template: DriverTemplate | None = None
+    """Fields added to the driver pod (volumes, env, service account, node selector, ...), as in
+    a core/v1 PodTemplateSpec; the container named ``driver`` runs spark-submit. Cluster only."""
 
 
 class DeadlineControl(ApiModel):
@@ -121,7 +198,7 @@ class DeadlineJobSpec(ApiModel):
     executors: Executors = Field(default_factory=Executors)
     """Executors and their CPU range."""
     driver: Driver = Field(default_factory=Driver)
-    """Driver resources (cluster only)."""
+    """The driver pod: resources and template (cluster only)."""
     control: DeadlineControl = Field(default_factory=DeadlineControl)
     """Control-law settings."""
 

@@ -293,8 +293,20 @@ def run_deadline_job(
         result.profile_written = str(recorded.save(report_dir / "profile.json"))
         if settings.use_profile_cache and (profile is None or profile.outdated) and cached_path is not None:
             result.profile_cached = str(recorded.save(cached_path))
-    result.messages = run_messages(result, profile, settings)
+    result.messages = [*run_messages(result, profile, settings), *cluster_only_messages(job)]
     return result
+
+
+def cluster_only_messages(job: DeadlineJob) -> list[str]:
+    """Name the pod templates the job sets: they shape pods in a cluster, and a local run has none."""
+    fields = [
+        f"spec.{part}.template"
+        for part, template in (("driver", job.spec.driver.template), ("executors", job.spec.executors.template))
+        if template is not None
+    ]
+    if not fields:
+        return []
+    return [f"ClusterOnly: {' and '.join(fields)} shape the pods in a cluster; this run on one machine ignored them"]
 
 
 def run_messages(result: RunResult, profile: ApplicationProfile | None, settings: RunSettings) -> list[str]:

@@ -22,6 +22,12 @@ def kubectl(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["kubectl", *args], capture_output=True, text=True, timeout=120, check=check)
 
 
+def kubectl_apply(namespace: str, doc: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """``kubectl apply`` of one document given as text."""
+    command = ["kubectl", "apply", "-n", namespace, *args, "-f", "-"]
+    return subprocess.run(command, input=doc, capture_output=True, text=True, timeout=60, check=check)
+
+
 @pytest.fixture(scope="module")
 def namespace() -> Iterator[str]:
     kubectl("apply", "-k", str(ROOT / "crds"))
@@ -35,14 +41,7 @@ def test_server_side_schema_refuses_an_unknown_field(namespace: str) -> None:
         '{"apiVersion":"mlscale.dev/v1alpha1","kind":"InferenceService","metadata":{"name":"bad"},'
         '"spec":{"model":{"name":"m","builder":"a:b"},"slo":{"latencyMs":10},"replicaCount":2}}'
     )
-    result = subprocess.run(
-        ["kubectl", "apply", "-n", namespace, "--validate=strict", "-f", "-"],
-        input=bad,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = kubectl_apply(namespace, bad, "--validate=strict", check=False)
     assert result.returncode != 0
     assert "replicaCount" in result.stderr
 
@@ -60,3 +59,41 @@ def test_operator_accepts_every_example(namespace: str, example: Path) -> None:
             return
         time.sleep(2)
     pytest.fail(f"{kind}/{name} was not accepted within 60 s")
+
+
+def _conditions(kind: str, name: str, namespace: str) -> dict[str, dict[str, str]]:
+    got = json.loads(kubectl("get", kind, name, "-n", namespace, "-o", "json").stdout)
+    return {c["type"]: c for c in got.get("status", {}).get("conditions", [])}
+
+
+def test_pod_templates_survive_the_schema_and_conflicts_are_refused(namespace: str) -> None:
+    job = {
+        "apiVersion": "mlscale.dev/v1alpha1",
+        "kind": "DeadlineJob",
+        "metadata": {"name": "templated"},
+        "spec": {
+            "deadline": "10m",
+            "application": {"mainApplicationFile": "local:///opt/app.py"},
+            "executors": {
+                "instances": 1,
+                "template": {
+                    "metadata": {"labels": {"team": "ml"}},
+                    "spec": {"nodeSelector": {"pool": "spark"}, "containers": [{"name": "executor", "env": []}]},
+                },
+            },
+        },
+    }
+    applied = kubectl_apply(namespace, json.dumps(job), "-o", "json")
+    kept = json.loads(applied.stdout)["spec"]["executors"]["template"]
+    assert kept["spec"]["nodeSelector"] == {"pool": "spark"}  # not pruned by the structural schema
+    job["metadata"]["name"] = "templated-bad"
+    job["spec"]["executors"]["template"]["metadata"]["labels"] = {"spark-role": "mine"}
+    kubectl_apply(namespace, json.dumps(job))
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        accepted = _conditions("DeadlineJob", "templated-bad", namespace).get("Accepted", {})
+        if accepted.get("status") == "False":
+            assert "metadata.labels.spark-role" in accepted.get("message", "")
+            return
+        time.sleep(2)
+    pytest.fail("DeadlineJob/templated-bad with a reserved label was not refused within 60 s")

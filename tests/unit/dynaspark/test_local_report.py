@@ -128,3 +128,29 @@ def test_a_run_whose_driver_never_answered_says_it_was_not_controlled() -> None:
     # Asked to run without cgroups, nothing is controlled anyway: no alarm.
     uncontrolled = runner.run_messages(result(None), None, RunSettings(mode="static", uncontrolled=True))
     assert not any(m.startswith("Unobserved:") for m in uncontrolled)
+
+
+def test_a_local_run_says_which_pod_templates_it_ignored() -> None:
+    assert runner.cluster_only_messages(_job()) == []
+
+    def with_templates(**templates: dict[str, object]) -> DeadlineJob:
+        data = {
+            "apiVersion": "mlscale.dev/v1alpha1",
+            "kind": "DeadlineJob",
+            "metadata": {"name": "demo"},
+            "spec": {
+                "deadline": "60s",
+                "application": {"mainApplicationFile": "apps/job.py"},
+                "executors": {"instances": 2, "coresMax": "1", "template": templates.get("executors")},
+                "driver": {"template": templates.get("driver")},
+            },
+        }
+        return DeadlineJob.model_validate(data)
+
+    (message,) = runner.cluster_only_messages(with_templates(executors={"spec": {"nodeSelector": {"pool": "spark"}}}))
+    assert message.startswith("ClusterOnly:")
+    assert "spec.executors.template" in message
+    assert "spec.driver.template" not in message
+    both = with_templates(executors={"spec": {}}, driver={"metadata": {"labels": {"team": "ml"}}})
+    (message,) = runner.cluster_only_messages(both)
+    assert "spec.driver.template and spec.executors.template" in message

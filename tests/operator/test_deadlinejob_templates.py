@@ -1,0 +1,222 @@
+"""DeadlineJob pod templates: what a user adds to the driver and executor pods reaches them.
+
+The template's volumes, env, node selector, tolerations, sidecars, labels and service account
+end up in the driver pod and in the executor pod template Spark builds executors from; a
+template that sets what the operator decides is refused before anything is created; a pod the
+API server refuses is reported (not retried) until the spec changes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from collections.abc import AsyncIterator
+from typing import Any
+
+import attrs
+import kmock
+import pytest
+import yaml
+
+from tests.operator.deadlinejob_helpers import PODS, condition, condition_is, job, job_path
+from tests.operator.harness import NAMESPACE, Cluster, Emulator, RunningOperator, register_crds
+
+pytestmark = pytest.mark.operator
+
+CORE = f"/api/v1/namespaces/{NAMESPACE}"
+RBAC = f"/apis/rbac.authorization.k8s.io/v1/namespaces/{NAMESPACE}"
+JOBS = f"/apis/mlscale.dev/v1alpha1/namespaces/{NAMESPACE}/deadlinejobs"
+
+DATA_VOLUME = {"name": "data", "persistentVolumeClaim": {"claimName": "pagerank-input"}}
+TOLERATION = {"key": "spark", "operator": "Exists", "effect": "NoSchedule"}
+
+
+def driver_template(**spec: Any) -> dict[str, Any]:
+    """A driver template reading its input from a claim, with S3 credentials from a Secret."""
+    return {
+        "metadata": {"labels": {"team": "search"}, "annotations": {"cost-center": "42"}},
+        "spec": {
+            "serviceAccountName": "search-spark",
+            "nodeSelector": {"pool": "spark"},
+            "tolerations": [TOLERATION],
+            "volumes": [DATA_VOLUME],
+            "containers": [
+                {
+                    "name": "driver",
+                    "env": [{"name": "AWS_REGION", "value": "eu-west-1"}],
+                    "envFrom": [{"secretRef": {"name": "s3-credentials"}}],
+                    "volumeMounts": [{"name": "data", "mountPath": "/data", "readOnly": True}],
+                },
+                {"name": "log-shipper", "image": "registry.example/shipper:2"},
+            ],
+            **spec,
+        },
+    }
+
+
+def executor_template() -> dict[str, Any]:
+    """An executor template: the same claim and Secret, a toleration, a label."""
+    return {
+        "metadata": {"labels": {"team": "search"}},
+        "spec": {
+            "tolerations": [TOLERATION],
+            "volumes": [DATA_VOLUME],
+            "containers": [
+                {
+                    "name": "executor",
+                    "envFrom": [{"secretRef": {"name": "s3-credentials"}}],
+                    "volumeMounts": [{"name": "data", "mountPath": "/data", "readOnly": True}],
+                }
+            ],
+        },
+    }
+
+
+def with_templates(driver: dict[str, Any] | None, executors: dict[str, Any] | None) -> dict[str, Any]:
+    body = job()
+    if driver is not None:
+        body["spec"]["driver"] = {"cores": "1", "template": driver}
+    if executors is not None:
+        body["spec"]["executors"] = {**body["spec"]["executors"], "template": executors}
+    return body
+
+
+def executor_pod_template(configmap: dict[str, Any] | None) -> dict[str, Any]:
+    assert configmap is not None
+    return dict(yaml.safe_load(configmap["data"]["executor-pod.yaml"]))
+
+
+async def test_templates_reach_the_driver_pod_and_the_executor_template(
+    operator: RunningOperator, cluster: Cluster
+) -> None:
+    await cluster.create(JOBS, with_templates(driver_template(), executor_template()))
+    await cluster.wait_for(job_path(), lambda o: condition_is(o, "Submitted", "True"))
+
+    pod = await cluster.get(f"{PODS}/pagerank-driver")
+    assert pod is not None
+    spec = pod["spec"]
+    assert spec["nodeSelector"] == {"pool": "spark"}
+    assert spec["tolerations"] == [TOLERATION]
+    assert spec["restartPolicy"] == "Never"
+    assert [v["name"] for v in spec["volumes"]] == ["executor-template", "data"]
+    driver, shipper = spec["containers"]
+    assert driver["name"] == "driver"
+    assert driver["command"][0].endswith("spark-submit")  # the operator's command, not replaced
+    assert driver["resources"]["limits"]["cpu"] == "1"
+    assert driver["env"] == [{"name": "AWS_REGION", "value": "eu-west-1"}]
+    assert driver["envFrom"] == [{"secretRef": {"name": "s3-credentials"}}]
+    assert [m["mountPath"] for m in driver["volumeMounts"]] == ["/opt/mlscale/executor-template", "/data"]
+    assert shipper == {"name": "log-shipper", "image": "registry.example/shipper:2"}
+    labels = pod["metadata"]["labels"]
+    assert labels["team"] == "search"
+    assert labels["mlscale.dev/deadlinejob"] == "pagerank"
+    assert pod["metadata"]["annotations"]["cost-center"] == "42"
+    assert pod["metadata"]["annotations"]["kubectl.kubernetes.io/default-container"] == "driver"
+
+    # The driver runs as the template's account: the operator's Role is bound to it, no account of its own.
+    assert spec["serviceAccountName"] == "search-spark"
+    binding = await cluster.get(f"{RBAC}/rolebindings/pagerank-spark")
+    assert binding is not None
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "search-spark", "namespace": NAMESPACE}]
+    assert await cluster.get(f"{CORE}/serviceaccounts/pagerank-spark") is None
+
+    executor_pod = executor_pod_template(await cluster.get(f"{CORE}/configmaps/pagerank-executor-template"))
+    (executor,) = executor_pod["spec"]["containers"]
+    assert executor["resizePolicy"] == [{"resourceName": "cpu", "restartPolicy": "NotRequired"}]
+    assert executor["command"][:2] == ["/bin/sh", "-c"]  # the CPU meter still starts first
+    assert executor["envFrom"] == [{"secretRef": {"name": "s3-credentials"}}]
+    assert [m["name"] for m in executor["volumeMounts"]] == ["mlscale-cpu-meter", "data"]
+    assert [v["name"] for v in executor_pod["spec"]["volumes"]] == ["mlscale-cpu-meter", "data"]
+    assert executor_pod["spec"]["tolerations"] == [TOLERATION]
+    assert executor_pod["metadata"]["labels"]["team"] == "search"
+    assert executor_pod["metadata"]["labels"]["app.kubernetes.io/component"] == "executor"
+
+
+async def test_template_that_sets_what_the_operator_decides_is_refused(
+    operator: RunningOperator, cluster: Cluster
+) -> None:
+    executors = executor_template()
+    executors["spec"]["containers"][0]["resources"] = {"limits": {"cpu": "4"}}
+    driver = driver_template(restartPolicy="OnFailure")
+    await cluster.create(JOBS, with_templates(driver, executors))
+    obj = await cluster.wait_for(job_path(), lambda o: condition_is(o, "Accepted", "False"))
+    accepted = condition(obj, "Accepted")
+    assert accepted is not None
+    message = accepted["message"]
+    assert "spec.executors.template: spec.containers[executor].resources" in message
+    assert "spec.executors.coresMin/coresMax" in message
+    assert "spec.driver.template: spec.restartPolicy" in message
+    assert await cluster.get(f"{PODS}/pagerank-driver") is None
+    assert await cluster.get(f"{CORE}/configmaps/pagerank-executor-template") is None
+
+
+@attrs.frozen
+class InvalidError(kmock.KubernetesError):
+    """What an API server answers for a pod it cannot accept."""
+
+    status: int = 422
+    reason: str = "Invalid"
+    message: str = 'Pod "pagerank-driver" is invalid: spec.tolerations[0].operator: Unsupported value: "Sometimes"'
+
+
+class ValidatingEmulator(Emulator):
+    """Refuses a pod with a toleration operator other than Exists or Equal, as an API server does."""
+
+    pod_refusals = 0
+
+    async def _handle(self, request: Any) -> Any:
+        if request.action == kmock.action.CREATE and request.url.path.endswith("/pods"):
+            tolerations = (request.data.get("spec") or {}).get("tolerations") or []
+            if any(t.get("operator") not in (None, "Exists", "Equal") for t in tolerations):
+                type(self).pod_refusals += 1
+                raise InvalidError()
+        return await super()._handle(request)
+
+
+@pytest.fixture
+async def emulator(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[kmock.KubernetesEmulator]:
+    monkeypatch.setenv("MLSCALE_RETRY_BASE_SECONDS", "0.2")
+    ValidatingEmulator.pod_refusals = 0
+    async with ValidatingEmulator() as handler, kmock.Server(handler):
+        handler.resources.load_bundled()
+        register_crds(handler)
+        yield handler
+
+
+async def test_refused_pod_is_reported_until_the_spec_is_fixed(operator: RunningOperator, cluster: Cluster) -> None:
+    driver = driver_template(tolerations=[{"key": "spark", "operator": "Sometimes"}])
+    del driver["spec"]["serviceAccountName"]
+    executors = executor_template()
+    await cluster.create(JOBS, with_templates(driver, executors))
+    obj = await cluster.wait_for(job_path(), lambda o: condition_is(o, "Submitted", "False"))
+    submitted = condition(obj, "Submitted")
+    assert submitted is not None
+    assert submitted["reason"] == "ChildRejected"
+    assert "Pod pagerank-driver" in submitted["message"]
+    assert 'Unsupported value: "Sometimes"' in submitted["message"]
+    assert {e["type"] for e in await cluster.wait_for_events("pagerank", "ChildRejected")} == {"Warning"}
+    assert obj is not None
+    assert "startTime" not in obj["status"]
+    # Not retried with backoff (retries would come 0.2, 0.4, 0.8 s apart): the same spec would be
+    # refused again. (kopf may hand the emulator's creation to the handler twice.)
+    await asyncio.sleep(0.5)
+    refusals = ValidatingEmulator.pod_refusals
+    await asyncio.sleep(1.5)
+    assert ValidatingEmulator.pod_refusals == refusals <= 2
+
+    # The user fixes the toleration and drops the executors' claim: the job starts, and the
+    # executor template created with the first spec follows the new one.
+    fixed = copy.deepcopy(obj["spec"])
+    fixed["driver"]["template"]["spec"]["tolerations"] = [TOLERATION]
+    fixed["executors"]["template"]["spec"] = {"tolerations": [TOLERATION], "volumes": None, "containers": None}
+    await cluster.patch(job_path(), {"spec": fixed})
+    await cluster.wait_for(job_path(), lambda o: condition_is(o, "Submitted", "True"))
+    pod = await cluster.get(f"{PODS}/pagerank-driver")
+    assert pod is not None
+    assert pod["spec"]["tolerations"] == [TOLERATION]
+    executor_pod = executor_pod_template(await cluster.get(f"{CORE}/configmaps/pagerank-executor-template"))
+    assert [v["name"] for v in executor_pod["spec"]["volumes"]] == ["mlscale-cpu-meter"]
+    assert executor_pod["spec"]["tolerations"] == [TOLERATION]
+    # Without a template account, the driver runs as the operator's own.
+    assert pod["spec"]["serviceAccountName"] == "pagerank-spark"
+    assert await cluster.get(f"{CORE}/serviceaccounts/pagerank-spark") is not None
