@@ -48,13 +48,43 @@ FOLLOWED_FIELDS = {"ConfigMap": "data", "RoleBinding": "subjects"}
 
 
 class ChildRejectedError(Exception):
-    """The API server refused a child as invalid (400/422): the spec must change, retrying cannot help."""
+    """The API server refused a child for what it is: the spec must change, retrying cannot help.
 
-    def __init__(self, child: str, message: str) -> None:
+    Either the child is invalid (400/422) or Pod Security admission refused the pod (403 with
+    ``violates PodSecurity``): the namespace enforces a level the pod does not meet.
+    """
+
+    def __init__(self, child: str, message: str, *, pod_security: bool = False) -> None:
         """Name the child (kind and name) and keep the API server's message."""
         super().__init__(f"{child}: {message}")
         self.child = child
         self.message = message
+        self.pod_security = pod_security
+
+    def advice(self) -> str:
+        """What the user changes to have the child accepted."""
+        if self.pod_security:
+            return (
+                "Give the pods the securityContext the namespace's Pod Security level asks for in "
+                "spec.driver.template and spec.executors.template (for 'restricted': pod runAsNonRoot: "
+                "true and seccompProfile type RuntimeDefault; container allowPrivilegeEscalation: false "
+                "and capabilities drop [ALL]). The operator tries again when the spec changes; after "
+                "relabelling the namespace instead, annotate the DeadlineJob to have it try again (e.g. "
+                "retry=<time>: a key outside mlscale.dev/, whose annotations are the operator's own)"
+            )
+        return (
+            "Fix spec.driver.template or spec.executors.template (the fields the pods take as they "
+            "are); the operator tries again when the spec changes"
+        )
+
+
+def rejection(exc: KubeError, child: str) -> ChildRejectedError | None:
+    """The refusal as a :class:`ChildRejectedError` when the spec must change; ``None`` when a retry may help."""
+    if exc.status in (400, 422):
+        return ChildRejectedError(child, exc.message)
+    if exc.status == 403 and "violates PodSecurity" in exc.message:
+        return ChildRejectedError(child, exc.message, pod_security=True)
+    return None  # e.g. 403 from RBAC: an administrator can grant it without a change of spec
 
 
 async def reconcile(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, logger: kopf.Logger) -> None:
@@ -98,11 +128,7 @@ async def reconcile(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, logger:
         async with scoped_api(memo) as api:
             await create_children(api, body, job, namespace)
     except ChildRejectedError as exc:
-        message = (
-            f"the API server refused {exc.child}: {exc.message}. Fix spec.driver.template or "
-            "spec.executors.template (the fields the pods take as they are); the operator tries "
-            "again when the spec changes"
-        )
+        message = f"the API server refused {exc.child}: {exc.message}. {exc.advice()}"
         admission.set_submitted(
             body,
             patch,
@@ -143,7 +169,7 @@ async def create_children(api: KubeApi, owner: kopf.Body, job: DeadlineJob, name
     Existing ones are kept, but for the fields in :data:`FOLLOWED_FIELDS`, brought to the spec's.
 
     Raises:
-        ChildRejectedError: when the API server refuses a child as invalid.
+        ChildRejectedError: when the API server refuses a child as invalid, or Pod Security admission a pod.
     """
     owner_doc = {
         "apiVersion": owner.get("apiVersion"),
@@ -165,8 +191,9 @@ async def create_children(api: KubeApi, owner: kopf.Body, job: DeadlineJob, name
         try:
             existing = await api.create(path, adopt(child, owner_doc, labels))
         except KubeError as exc:
-            if exc.status in (400, 422):
-                raise ChildRejectedError(f"{child['kind']} {name}", exc.message) from exc
+            rejected = rejection(exc, f"{child['kind']} {name}")
+            if rejected is not None:
+                raise rejected from exc
             raise
         field = FOLLOWED_FIELDS.get(child["kind"])
         if field is not None and existing.get(field) != child[field]:

@@ -18,6 +18,8 @@ import kmock
 import pytest
 import yaml
 
+from controllers.deadlinejob_service import rejection
+from controllers.kube import KubeError
 from tests.operator.deadlinejob_helpers import PODS, condition, condition_is, job, job_path
 from tests.operator.harness import NAMESPACE, Cluster, Emulator, RunningOperator, register_crds
 
@@ -159,17 +161,38 @@ class InvalidError(kmock.KubernetesError):
     message: str = 'Pod "pagerank-driver" is invalid: spec.tolerations[0].operator: Unsupported value: "Sometimes"'
 
 
+@attrs.frozen
+class PodSecurityError(kmock.KubernetesError):
+    """What Pod Security admission answers for a pod below the namespace's enforced level."""
+
+    status: int = 403
+    reason: str = "Forbidden"
+    message: str = (
+        'pods "pagerank-driver" is forbidden: violates PodSecurity "restricted:latest": '
+        'runAsNonRoot != true (pod or container "driver" must set securityContext.runAsNonRoot=true)'
+    )
+
+
 class ValidatingEmulator(Emulator):
-    """Refuses a pod with a toleration operator other than Exists or Equal, as an API server does."""
+    """Refuses a pod with a toleration operator other than Exists or Equal, as an API server does.
+
+    With ``restricted`` set, refuses pods that do not run as non-root, as a namespace labelled
+    ``pod-security.kubernetes.io/enforce: restricted`` does.
+    """
 
     pod_refusals = 0
+    restricted = False
 
     async def _handle(self, request: Any) -> Any:
         if request.action == kmock.action.CREATE and request.url.path.endswith("/pods"):
-            tolerations = (request.data.get("spec") or {}).get("tolerations") or []
+            spec = request.data.get("spec") or {}
+            tolerations = spec.get("tolerations") or []
             if any(t.get("operator") not in (None, "Exists", "Equal") for t in tolerations):
                 type(self).pod_refusals += 1
                 raise InvalidError()
+            if type(self).restricted and not (spec.get("securityContext") or {}).get("runAsNonRoot"):
+                type(self).pod_refusals += 1
+                raise PodSecurityError()
         return await super()._handle(request)
 
 
@@ -177,6 +200,7 @@ class ValidatingEmulator(Emulator):
 async def emulator(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[kmock.KubernetesEmulator]:
     monkeypatch.setenv("MLSCALE_RETRY_BASE_SECONDS", "0.2")
     ValidatingEmulator.pod_refusals = 0
+    ValidatingEmulator.restricted = False
     async with ValidatingEmulator() as handler, kmock.Server(handler):
         handler.resources.load_bundled()
         register_crds(handler)
@@ -220,3 +244,41 @@ async def test_refused_pod_is_reported_until_the_spec_is_fixed(operator: Running
     # Without a template account, the driver runs as the operator's own.
     assert pod["spec"]["serviceAccountName"] == "pagerank-spark"
     assert await cluster.get(f"{CORE}/serviceaccounts/pagerank-spark") is not None
+
+
+async def test_pod_security_refusal_names_the_fix_and_an_annotation_retries(
+    operator: RunningOperator, cluster: Cluster
+) -> None:
+    ValidatingEmulator.restricted = True
+    await cluster.create(JOBS, with_templates(driver_template(), executor_template()))
+    obj = await cluster.wait_for(job_path(), lambda o: condition_is(o, "Submitted", "False"))
+    submitted = condition(obj, "Submitted")
+    assert submitted is not None
+    assert submitted["reason"] == "ChildRejected"
+    assert 'violates PodSecurity "restricted:latest"' in submitted["message"]
+    assert "seccompProfile type RuntimeDefault" in submitted["message"]  # the fix, in the templates
+    assert "annotate the DeadlineJob" in submitted["message"]  # or after relabelling the namespace
+    await asyncio.sleep(0.5)
+    refusals = ValidatingEmulator.pod_refusals
+    await asyncio.sleep(1.5)
+    assert ValidatingEmulator.pod_refusals == refusals <= 2  # not retried with backoff
+
+    # The namespace is relabelled (no spec change): an annotation has the operator try again.
+    ValidatingEmulator.restricted = False
+    await cluster.patch(job_path(), {"metadata": {"annotations": {"retry": "1"}}})
+    await cluster.wait_for(job_path(), lambda o: condition_is(o, "Submitted", "True"))
+    assert await cluster.get(f"{PODS}/pagerank-driver") is not None
+
+
+def test_only_refusals_a_spec_change_can_fix_wait_for_one() -> None:
+    rbac = KubeError(403, "Forbidden", 'pods is forbidden: User "system:serviceaccount:x:y" cannot create "pods"')
+    assert rejection(rbac, "Pod pagerank-driver") is None  # an administrator may grant it: retried
+    assert rejection(KubeError(503, "ServiceUnavailable", "etcd leader changed"), "Pod pagerank-driver") is None
+    baseline = KubeError(403, "Forbidden", 'violates PodSecurity "baseline:latest": hostPath volumes')
+    refused = rejection(baseline, "Pod pagerank-driver")
+    assert refused is not None
+    assert "securityContext" in refused.advice()
+    invalid = rejection(KubeError(422, "Invalid", "spec.volumes[1].name: Duplicate value"), "Pod pagerank-driver")
+    assert invalid is not None
+    assert "PodSecurity" not in invalid.advice()
+    assert "Fix spec.driver.template or spec.executors.template" in invalid.advice()
