@@ -23,6 +23,7 @@ from controllers.sparkpods import (
     driver_pod,
     driver_pod_name,
     driver_service,
+    executor_pod_check,
     job_labels,
     spark_account_name,
     spark_role,
@@ -167,6 +168,7 @@ async def create_children(api: KubeApi, owner: kopf.Body, job: DeadlineJob, name
     """Create the job's children (each adopted: ownerReference and labels).
 
     Existing ones are kept, but for the fields in :data:`FOLLOWED_FIELDS`, brought to the spec's.
+    First the API server admits an executor pod in a dry run (:func:`executor_pod_check`).
 
     Raises:
         ChildRejectedError: when the API server refuses a child as invalid, or Pod Security admission a pod.
@@ -186,6 +188,15 @@ async def create_children(api: KubeApi, owner: kopf.Body, job: DeadlineJob, name
     ]
     if creates_account(job):
         children.insert(0, (core_path("serviceaccounts", namespace), spark_service_account(job)))
+    # Spark creates the executors once the driver runs: have the API server admit one first, so a
+    # template or namespace policy that refuses them stops the job before its deadline runs.
+    try:
+        await api.dry_run_create(core_path("pods", namespace), executor_pod_check(job))
+    except KubeError as exc:
+        rejected = rejection(exc, "executor pod (a dry run of the pod Spark will ask for)")
+        if rejected is not None:
+            raise rejected from exc
+        raise
     for path, child in children:
         name = child["metadata"]["name"]
         try:

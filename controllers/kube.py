@@ -161,6 +161,10 @@ class KubeApi:
                 raise
             return existing
 
+    async def dry_run_create(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Have the API server validate and admit an object without storing it (``dryRun=All``)."""
+        return await self.request("POST", f"{path}?dryRun=All", body)
+
     async def patch(self, path: str, body: dict[str, Any], content_type: str = MERGE) -> dict[str, Any]:
         """Patch an object (merge patch by default)."""
         return await self.request("PATCH", path, body, content_type)

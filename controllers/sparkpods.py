@@ -14,7 +14,9 @@ throttling every control period (:mod:`controllers.executor_cpu`).
 
 from __future__ import annotations
 
+import copy
 import os
+import re
 import shlex
 from pathlib import Path
 from typing import Any
@@ -218,6 +220,61 @@ def executor_pod_template(job: DeadlineJob) -> dict[str, Any]:
         "spec": spec,
     }
     return merge_pod(pod, job.spec.executors.template, EXECUTOR_CONTAINER)
+
+
+_SPARK_SIZE = re.compile(r"([0-9]+)\s*([kmgtp]?)b?", re.IGNORECASE)
+_SPARK_MIB = {"k": 1 / 1024, "": 1, "m": 1, "g": 1024, "t": 1024**2, "p": 1024**3}
+
+
+def spark_mebibytes(text: str | None) -> int | None:
+    """A Spark size whose unit defaults to MiB (``"384"``, ``"512m"``, ``"2g"``), in MiB; ``None`` if not one."""
+    match = _SPARK_SIZE.fullmatch((text or "").strip())
+    if match is None:
+        return None
+    return int(int(match.group(1)) * _SPARK_MIB[match.group(2).lower()])
+
+
+def executor_pod_memory(job: DeadlineJob) -> str:
+    """The memory Spark asks for each executor pod: heap, overhead and PySpark's memory.
+
+    The overhead is ``spark.executor.memoryOverhead`` when set, otherwise the overhead factor
+    (``spark.executor.memoryOverheadFactor``, else ``spark.kubernetes.memoryOverheadFactor``,
+    else 0.1: the driver runs in client mode) times the heap, at least 384 MiB.
+    """
+    conf = job.spec.application.spark_conf
+    heap = max(1, job.spec.executors.memory // 2**20)
+    overhead = spark_mebibytes(conf.get("spark.executor.memoryOverhead"))
+    if overhead is None:
+        factor_text = conf.get("spark.executor.memoryOverheadFactor") or conf.get(
+            "spark.kubernetes.memoryOverheadFactor"
+        )
+        try:
+            factor = float(factor_text) if factor_text else 0.1
+        except ValueError:
+            factor = 0.1
+        minimum = spark_mebibytes(conf.get("spark.executor.minMemoryOverhead")) or 384
+        overhead = max(int(factor * heap), minimum)
+    pyspark = spark_mebibytes(conf.get("spark.executor.pyspark.memory")) or 0
+    return f"{heap + overhead + pyspark}Mi"
+
+
+def executor_pod_check(job: DeadlineJob) -> dict[str, Any]:
+    """An executor pod as Spark will ask for it, for the API server to admit in a dry run before the job starts.
+
+    The executor pod template with what Spark adds that admission looks at: CPU and memory
+    (request = limit), ``restartPolicy: Never``. Validation, Pod Security admission, LimitRanges
+    and ResourceQuotas that would refuse the executors refuse this pod first, before the driver
+    starts and the deadline runs.
+    """
+    pod = copy.deepcopy(executor_pod_template(job))
+    pod["metadata"]["generateName"] = f"{job.metadata.name}-exec-check-"
+    pod["spec"]["restartPolicy"] = "Never"
+    cpu = format_cpu(job.spec.executors.cores_max)
+    resources = {"cpu": cpu, "memory": executor_pod_memory(job)}
+    for container in pod["spec"]["containers"]:
+        if container["name"] == EXECUTOR_CONTAINER:
+            container["resources"] = {"requests": dict(resources), "limits": dict(resources)}
+    return pod
 
 
 def template_configmap(job: DeadlineJob) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import aiohttp.web
 import kmock
 import kopf
 import pytest
@@ -29,13 +30,19 @@ NAMESPACE = "default"
 
 
 class Emulator(kmock.KubernetesEmulator):
-    """kmock's emulator plus ``metadata.generateName`` on create, which kopf uses for Events."""
+    """kmock's emulator plus ``metadata.generateName`` on create, which kopf uses for Events.
+
+    A create with ``dryRun=All`` answers the object without storing it, as an API server does
+    (subclasses that refuse objects refuse dry runs alike).
+    """
 
     async def _handle(self, request: Any) -> Any:
         if request.action == kmock.action.CREATE and isinstance(request.data, dict):
             meta = request.data.setdefault("metadata", {})
             if not meta.get("name") and meta.get("generateName"):
                 meta["name"] = f"{meta['generateName']}{uuid.uuid4().hex[:8]}"
+            if request.params.get("dryRun") == "All":
+                return aiohttp.web.json_response(request.data, status=201)
         return await super()._handle(request)
 
 

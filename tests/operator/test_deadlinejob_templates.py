@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import copy
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, ClassVar
 
 import attrs
 import kmock
@@ -20,6 +20,8 @@ import yaml
 
 from controllers.deadlinejob_service import rejection
 from controllers.kube import KubeError
+from controllers.sparkpods import executor_pod_memory
+from dynaspark.api import DeadlineJob
 from tests.operator.deadlinejob_helpers import PODS, condition, condition_is, job, job_path
 from tests.operator.harness import NAMESPACE, Cluster, Emulator, RunningOperator, register_crds
 
@@ -168,8 +170,8 @@ class PodSecurityError(kmock.KubernetesError):
     status: int = 403
     reason: str = "Forbidden"
     message: str = (
-        'pods "pagerank-driver" is forbidden: violates PodSecurity "restricted:latest": '
-        'runAsNonRoot != true (pod or container "driver" must set securityContext.runAsNonRoot=true)'
+        'pods "pagerank-exec-check-1" is forbidden: violates PodSecurity "restricted:latest": '
+        'runAsNonRoot != true (pod or container "executor" must set securityContext.runAsNonRoot=true)'
     )
 
 
@@ -182,9 +184,12 @@ class ValidatingEmulator(Emulator):
 
     pod_refusals = 0
     restricted = False
+    dry_runs: ClassVar[list[dict[str, Any]]] = []
 
     async def _handle(self, request: Any) -> Any:
         if request.action == kmock.action.CREATE and request.url.path.endswith("/pods"):
+            if request.params.get("dryRun") == "All":
+                type(self).dry_runs.append(copy.deepcopy(request.data))
             spec = request.data.get("spec") or {}
             tolerations = spec.get("tolerations") or []
             if any(t.get("operator") not in (None, "Exists", "Equal") for t in tolerations):
@@ -201,6 +206,7 @@ async def emulator(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[kmock.Kuber
     monkeypatch.setenv("MLSCALE_RETRY_BASE_SECONDS", "0.2")
     ValidatingEmulator.pod_refusals = 0
     ValidatingEmulator.restricted = False
+    ValidatingEmulator.dry_runs = []
     async with ValidatingEmulator() as handler, kmock.Server(handler):
         handler.resources.load_bundled()
         register_crds(handler)
@@ -258,6 +264,9 @@ async def test_pod_security_refusal_names_the_fix_and_an_annotation_retries(
     assert 'violates PodSecurity "restricted:latest"' in submitted["message"]
     assert "seccompProfile type RuntimeDefault" in submitted["message"]  # the fix, in the templates
     assert "annotate the DeadlineJob" in submitted["message"]  # or after relabelling the namespace
+    assert "executor pod (a dry run" in submitted["message"]  # refused before anything was created
+    assert await cluster.get(f"{PODS}/pagerank-driver") is None
+    assert await cluster.get(f"{CORE}/configmaps/pagerank-executor-template") is None
     await asyncio.sleep(0.5)
     refusals = ValidatingEmulator.pod_refusals
     await asyncio.sleep(1.5)
@@ -282,3 +291,56 @@ def test_only_refusals_a_spec_change_can_fix_wait_for_one() -> None:
     assert invalid is not None
     assert "PodSecurity" not in invalid.advice()
     assert "Fix spec.driver.template or spec.executors.template" in invalid.advice()
+
+
+async def test_executors_the_api_would_refuse_stop_the_job_before_the_driver_starts(
+    operator: RunningOperator, cluster: Cluster
+) -> None:
+    executors = executor_template()
+    executors["spec"]["tolerations"] = [{"key": "spark", "operator": "Sometimes"}]
+    await cluster.create(JOBS, with_templates(None, executors))
+    obj = await cluster.wait_for(job_path(), lambda o: condition_is(o, "Submitted", "False"))
+    submitted = condition(obj, "Submitted")
+    assert submitted is not None
+    assert submitted["reason"] == "ChildRejected"
+    assert "executor pod (a dry run of the pod Spark will ask for)" in submitted["message"]
+    assert 'Unsupported value: "Sometimes"' in submitted["message"]
+    # Nothing was created: Spark would have started the driver and failed on every executor.
+    assert await cluster.get(f"{PODS}/pagerank-driver") is None
+    assert await cluster.get(f"{CORE}/configmaps/pagerank-executor-template") is None
+    # The pod admitted in the dry run is the executor as Spark asks for it: the template, the
+    # CPU at coresMax and the memory with Spark's overhead (1Gi + 384Mi), never restarted.
+    checked = ValidatingEmulator.dry_runs[0]
+    assert checked["metadata"]["generateName"] == "pagerank-exec-check-"
+    assert checked["metadata"]["labels"]["mlscale.dev/deadlinejob"] == "pagerank"
+    assert checked["spec"]["restartPolicy"] == "Never"
+    (executor,) = checked["spec"]["containers"]
+    resources = {"cpu": "1500m", "memory": "1408Mi"}
+    assert executor["resources"] == {"requests": resources, "limits": resources}
+    assert executor["envFrom"] == [{"secretRef": {"name": "s3-credentials"}}]
+
+    fixed = copy.deepcopy(obj["spec"])
+    fixed["executors"]["template"]["spec"]["tolerations"] = [TOLERATION]
+    await cluster.patch(job_path(), {"spec": fixed})
+    await cluster.wait_for(job_path(), lambda o: condition_is(o, "Submitted", "True"))
+    assert await cluster.get(f"{PODS}/pagerank-driver") is not None
+    assert ValidatingEmulator.dry_runs[-1]["spec"]["tolerations"] == [TOLERATION]  # the fixed spec, checked again
+
+
+@pytest.mark.parametrize(
+    ("memory", "conf", "expected"),
+    [
+        ("1Gi", {}, "1408Mi"),  # at least 384 MiB of overhead
+        ("8Gi", {}, "9011Mi"),  # 10 % of the heap
+        ("4Gi", {"spark.executor.memoryOverheadFactor": "0.2"}, "4915Mi"),
+        ("4Gi", {"spark.kubernetes.memoryOverheadFactor": "0.4"}, "5734Mi"),
+        ("1Gi", {"spark.executor.memoryOverhead": "1g"}, "2048Mi"),  # replaces the derived overhead
+        ("1Gi", {"spark.executor.memoryOverhead": "500"}, "1524Mi"),  # MiB without a unit
+        ("1Gi", {"spark.executor.pyspark.memory": "512m"}, "1920Mi"),
+    ],
+)
+def test_executor_pod_memory_is_what_spark_asks_for(memory: str, conf: dict[str, str], expected: str) -> None:
+    body = job()
+    body["spec"]["executors"]["memory"] = memory
+    body["spec"]["application"]["sparkConf"] = conf
+    assert executor_pod_memory(DeadlineJob.model_validate(body)) == expected
