@@ -39,6 +39,7 @@ from controllers.deadlinejob_status import (
     paced_cores_before,
     period_status,
     resize_lag_conditions,
+    waiting_conditions,
 )
 from controllers.executor_cpu import PodCpuMeter
 from controllers.executor_pods import (
@@ -48,10 +49,19 @@ from controllers.executor_pods import (
     executor_cpu_usage,
     executor_pods,
 )
-from controllers.kube import KubeApi, KubeError, NotFoundError, core_path, group_path, patch_status, scoped_api
+from controllers.kube import (
+    KubeApi,
+    KubeError,
+    NotFoundError,
+    core_path,
+    group_path,
+    patch_status,
+    pod_problem,
+    scoped_api,
+)
 from controllers.sparkpods import driver_pod_name, driver_service_name, meter_port
 from controllers.stage_profiles import load_profile, profile_configmap_name, save_profile
-from dynaspark.api import DeadlineJob
+from dynaspark.api import DRIVER_CONTAINER, DeadlineJob
 from dynaspark.law import DeadlineControlLaw, LawState, law_config
 from dynaspark.loop import control_period
 from dynaspark.observation import ExecutorCpu
@@ -59,7 +69,7 @@ from dynaspark.profile import ApplicationProfile
 from dynaspark.profiler import ProfileRecorder
 from dynaspark.spark_rest import SparkRestSensor
 from mlscale import API_GROUP_VERSION
-from mlscale.api import Condition, conditions_of, utcnow
+from mlscale.api import Condition, conditions_of, dump_conditions, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -168,12 +178,20 @@ class JobRun:
         period_s = job.spec.control.period_seconds
         driver = await self.api.get(core_path("pods", self.namespace, driver_pod_name(self.name)))
         driver_phase = ((driver or {}).get("status") or {}).get("phase")
-        if driver is None or driver_phase in ("Succeeded", "Failed"):
+        if driver is None or driver_phase in ("Succeeded", "Failed") or driver_terminated(driver) is not None:
             await self.finish(job, status, driver)
             return 0.0, True
         update: dict[str, Any] = {}
         if phase == "Pending":
             if driver_phase != "Running":
+                problem = pod_problem(driver)
+                waiting = {} if problem is None else {driver_pod_name(self.name): problem}
+                now = utcnow()
+                held = waiting_conditions(
+                    self.body, conditions, waiting, role="driver", now=now, generation=job.metadata.generation
+                )
+                if held != conditions:
+                    await self.write_status({"conditions": dump_conditions(held)}, phase)
                 return period_s, False
             update["phase"] = phase = "Running"
             kopf.info(self.body, reason="Running", message=f"driver pod {driver_pod_name(self.name)} is running")
@@ -241,6 +259,8 @@ class JobRun:
                 generation=generation,
             )
         conditions = decision_conditions(self.body, conditions, decision, capacity, now=now, generation=generation)
+        waiting = {p.pod: p.problem for p in pods.values() if p.problem is not None}
+        conditions = waiting_conditions(self.body, conditions, waiting, role="executor", now=now, generation=generation)
         if meter is not None and not is_true(conditions, RESIZE_UNSUPPORTED):
             # Where the cluster cannot resize in place, there is no resize to time.
             conditions = resize_lag_conditions(
@@ -414,28 +434,39 @@ def outcome(
     """The final phase and the message of its Event."""
     if driver is None:
         return "Failed", f"the driver pod {driver_pod_name(name)} is gone"
-    if ((driver.get("status") or {}).get("phase")) == "Failed":
+    terminated = driver_terminated(driver)
+    pod_failed = ((driver.get("status") or {}).get("phase")) == "Failed"
+    if pod_failed or (terminated is not None and terminated.get("exitCode") != 0):
         return "Failed", f"the application failed ({driver_exit(driver)})"
     phase = "Succeeded" if slack_s >= 0 else "DeadlineMissed"
     verb = "before" if phase == "Succeeded" else "after"
     return phase, f"finished in {elapsed_s:.0f} s, {abs(slack_s):.0f} s {verb} the deadline; {core_seconds:.0f} core-s"
 
 
+def driver_terminated(driver: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The ``driver`` container's terminated state, once spark-submit has exited.
+
+    The application ends with that container: a sidecar the driver template adds may keep the
+    pod running after it.
+    """
+    for container in ((driver or {}).get("status") or {}).get("containerStatuses") or []:
+        if container.get("name") == DRIVER_CONTAINER:
+            terminated = (container.get("state") or {}).get("terminated")
+            return dict(terminated) if terminated else None
+    return None
+
+
 def driver_end_s(driver: dict[str, Any] | None) -> float | None:
     """When the driver container terminated, if the pod says so."""
-    for container in ((driver or {}).get("status") or {}).get("containerStatuses") or []:
-        finished = ((container.get("state") or {}).get("terminated") or {}).get("finishedAt")
-        if finished:
-            return epoch_of(str(finished))
-    return None
+    finished = (driver_terminated(driver) or {}).get("finishedAt")
+    return epoch_of(str(finished)) if finished else None
 
 
 def driver_exit(driver: dict[str, Any]) -> str:
     """The driver container's exit, in words."""
-    for container in (driver.get("status") or {}).get("containerStatuses") or []:
-        terminated = (container.get("state") or {}).get("terminated")
-        if terminated:
-            return f"exit code {terminated.get('exitCode')}, {terminated.get('reason', 'no reason given')}"
+    terminated = driver_terminated(driver)
+    if terminated is not None:
+        return f"exit code {terminated.get('exitCode')}, {terminated.get('reason', 'no reason given')}"
     return f"pod phase Failed: {(driver.get('status') or {}).get('message', 'no message')}"
 
 

@@ -22,6 +22,7 @@ CONTENDED = "Contended"
 RESIZE_UNSUPPORTED = "ResizeUnsupported"
 PROFILE_MISSING = "ProfileMissing"
 RESIZE_LAGGING = "ResizeLagging"
+PODS_WAITING = "PodsWaiting"
 
 RESIZES_BEFORE_JUDGING = 5
 """Resizes timed before ``ResizeLagging`` is judged: one slow kubelet sync is no pattern."""
@@ -187,6 +188,57 @@ def decision_conditions(
         message="The executors' requests fit their nodes.",
         now=now,
         generation=generation,
+    )
+
+
+def waiting_conditions(
+    body: kopf.Body,
+    conditions: list[Condition],
+    waiting: Mapping[str, tuple[str, str]],
+    *,
+    role: str,
+    now: dt.datetime,
+    generation: int | None,
+) -> list[Condition]:
+    """``PodsWaiting``: ``True`` while pods of the job cannot run (a Warning Event when it turns so).
+
+    Args:
+        body: The DeadlineJob the Event is posted about.
+        conditions: Its conditions now.
+        waiting: The pods held up, by name: the reason and message of
+            :func:`controllers.kube.pod_problem`.
+        role: ``driver`` or ``executor``: which of the job's pods were looked at.
+        now: When the condition changes, if it does.
+        generation: The spec's generation acted on.
+    """
+    if not waiting:
+        return announce(
+            body,
+            conditions,
+            PODS_WAITING,
+            "False",
+            reason="PodsStarting" if role == "driver" else "PodsRunning",
+            message=f"No {role} pod is held up.",
+            now=now,
+            generation=generation,
+        )
+    name, (reason, detail) = min(waiting.items())
+    others = len(waiting) - 1
+    more = f" and {others} other {role} pod{'s' if others > 1 else ''}" if others else ""
+    held = f"The {role} pod {name}{more} is held up"
+    message = (
+        f"{held}: {reason}: {detail}. The deadline runs meanwhile; fix the cause (the cluster's capacity, "
+        f"the image, spec.{'driver' if role == 'driver' else 'executors'}.template)."
+    )
+    previous = find_condition(conditions, PODS_WAITING)
+    if (
+        previous is not None
+        and previous.status == "True"
+        and not (previous.reason == reason and previous.message.startswith(held))
+    ):
+        kopf.warn(body, reason=PODS_WAITING, message=message)  # still held, by something else now
+    return announce(
+        body, conditions, PODS_WAITING, "True", reason=reason, message=message, now=now, generation=generation
     )
 
 

@@ -25,6 +25,7 @@ from controllers.kube import (
     list_pods_on_node,
     node_allocatable_cpu,
     pod_cpu,
+    pod_problem,
     resize_pod_cpu,
 )
 from controllers.sparkpods import SPARK_EXEC_ID_LABEL, executor_labels
@@ -52,6 +53,7 @@ class ExecutorPod:
         cores: Its container's CPU request now, if it has one.
         ip: The pod's IP address, once it has one.
         running: Whether the pod is running (its containers have started).
+        problem: Why it cannot run, if something holds it up (:func:`controllers.kube.pod_problem`).
     """
 
     executor_id: str
@@ -61,6 +63,7 @@ class ExecutorPod:
     cores: float | None
     ip: str | None = None
     running: bool = True
+    problem: tuple[str, str] | None = None
 
 
 def executor_pod(pod: Mapping[str, Any]) -> ExecutorPod | None:
@@ -79,6 +82,7 @@ def executor_pod(pod: Mapping[str, Any]) -> ExecutorPod | None:
         cores=container_cpu(container),
         ip=(pod.get("status") or {}).get("podIP"),
         running=(pod.get("status") or {}).get("phase") == "Running",
+        problem=pod_problem(pod),
     )
 
 

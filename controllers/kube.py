@@ -337,3 +337,41 @@ def container_cpu(container: Mapping[str, Any]) -> float | None:
 def pod_cpu(pod: Mapping[str, Any]) -> float:
     """CPU requested by all of a pod's containers, in cores."""
     return sum(container_cpu(c) or 0.0 for c in (pod.get("spec") or {}).get("containers") or [])
+
+
+POD_PROBLEMS = frozenset(
+    {
+        "ErrImagePull",
+        "ErrImageNeverPull",
+        "ImagePullBackOff",
+        "InvalidImageName",
+        "CreateContainerConfigError",
+        "CreateContainerError",
+        "RunContainerError",
+        "CrashLoopBackOff",
+    }
+)
+"""Reasons a container waits that do not clear by themselves (the kubelet's ``state.waiting.reason``)."""
+
+
+def pod_problem(pod: Mapping[str, Any]) -> tuple[str, str] | None:
+    """Why a pod that has not ended cannot run: ``(reason, message)``, or ``None`` when nothing holds it.
+
+    Unschedulable (the scheduler's message names what no node has), or a container waiting for a
+    reason in :data:`POD_PROBLEMS` (an image that cannot be pulled, a missing Secret or
+    ConfigMap, a crashing init container). A pod still being created is not held up.
+    """
+    status = pod.get("status") or {}
+    if status.get("phase") in ("Succeeded", "Failed"):
+        return None
+    for condition in status.get("conditions") or []:
+        if condition.get("type") == "PodScheduled" and condition.get("reason") == "Unschedulable":
+            return "Unschedulable", str(condition.get("message") or "no node can run it")
+    containers = [*(status.get("initContainerStatuses") or []), *(status.get("containerStatuses") or [])]
+    for container in containers:
+        waiting = (container.get("state") or {}).get("waiting") or {}
+        reason = waiting.get("reason")
+        if reason in POD_PROBLEMS:
+            detail = waiting.get("message") or "no message"
+            return str(reason), f"container {container.get('name')}: {detail}"
+    return None

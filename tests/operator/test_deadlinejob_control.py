@@ -234,6 +234,29 @@ async def test_driver_end_sets_the_final_phase(
     assert operator.memo["status_store"].statuses[("DeadlineJob", NAMESPACE, "pagerank")]["phase"] == expected
 
 
+@pytest.mark.parametrize(("exit_code", "expected"), [(0, "Succeeded"), (1, "Failed")])
+async def test_the_application_ends_with_the_driver_container_whatever_a_sidecar_does(
+    operator: RunningOperator, cluster: Cluster, driver: FakeSparkDriver, exit_code: int, expected: str
+) -> None:
+    await start_running(cluster, driver)
+    await cluster.wait_for(job_path(), has_regulated)
+    driver.complete_stage(0)
+    finished = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    # spark-submit has exited; a log-shipping sidecar of the driver template runs on, and the
+    # kubelet lists it first (by name), so the pod stays Running.
+    sidecar = {"name": "aaa-log-shipper", "state": {"running": {"startedAt": "2026-12-07T10:00:00Z"}}}
+    ended = {
+        "name": "driver",
+        "state": {"terminated": {"exitCode": exit_code, "reason": "Completed" if exit_code == 0 else "Error",
+                                 "finishedAt": finished.strftime("%Y-%m-%dT%H:%M:%SZ")}},
+    }  # fmt: skip
+    await cluster.patch(f"{PODS}/pagerank-driver/status", {"status": {"containerStatuses": [sidecar, ended]}})
+    obj = await cluster.wait_for(job_path(), lambda o: status_of(o).get("phase") == expected)
+    assert status_of(obj)["completionTime"] == finished.strftime("%Y-%m-%dT%H:%M:%SZ")
+    events = await cluster.wait_for_events("pagerank", expected)
+    assert (exit_code == 0) == ("exit code" not in events[0]["message"])
+
+
 async def test_first_run_records_the_profile_a_second_run_plans_with(
     operator: RunningOperator, cluster: Cluster, driver: FakeSparkDriver
 ) -> None:
