@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 from typing import cast
 
 import kopf
@@ -51,27 +52,36 @@ FOLLOWED_FIELDS = {"ConfigMap": "data", "RoleBinding": "subjects"}
 class ChildRejectedError(Exception):
     """The API server refused a child for what it is: the spec must change, retrying cannot help.
 
-    Either the child is invalid (400/422) or Pod Security admission refused the pod (403 with
-    ``violates PodSecurity``): the namespace enforces a level the pod does not meet.
+    Either the child is invalid (400/422), or a namespace policy refused the pod (403): Pod
+    Security admission (``violates PodSecurity``) or a LimitRange.
     """
 
-    def __init__(self, child: str, message: str, *, pod_security: bool = False) -> None:
-        """Name the child (kind and name) and keep the API server's message."""
+    def __init__(self, child: str, message: str, *, policy: str | None = None) -> None:
+        """Name the child (kind and name), keep the API server's message and the policy that refused it."""
         super().__init__(f"{child}: {message}")
         self.child = child
         self.message = message
-        self.pod_security = pod_security
+        self.policy = policy
 
     def advice(self) -> str:
         """What the user changes to have the child accepted."""
-        if self.pod_security:
+        retry = (
+            "The operator tries again when the spec changes; after the namespace's policy changes instead, "
+            "annotate the DeadlineJob to have it try again (e.g. retry=<time>: a key outside mlscale.dev/, "
+            "whose annotations are the operator's own)"
+        )
+        if self.policy == "LimitRange":
+            return (
+                "The namespace's LimitRange does not allow the pod's CPU or memory (kubectl describe limitrange): "
+                "set spec.executors.coresMax and spec.executors.memory (Spark adds its memory overhead) or "
+                f"spec.driver.cores and spec.driver.memory within it. {retry}"
+            )
+        if self.policy == "PodSecurity":
             return (
                 "Give the pods the securityContext the namespace's Pod Security level asks for in "
                 "spec.driver.template and spec.executors.template (for 'restricted': pod runAsNonRoot: "
                 "true and seccompProfile type RuntimeDefault; container allowPrivilegeEscalation: false "
-                "and capabilities drop [ALL]). The operator tries again when the spec changes; after "
-                "relabelling the namespace instead, annotate the DeadlineJob to have it try again (e.g. "
-                "retry=<time>: a key outside mlscale.dev/, whose annotations are the operator's own)"
+                f"and capabilities drop [ALL]). {retry}"
             )
         return (
             "Fix spec.driver.template or spec.executors.template (the fields the pods take as they "
@@ -79,13 +89,20 @@ class ChildRejectedError(Exception):
         )
 
 
+# How the LimitRanger admission plugin words a refusal ("maximum cpu usage per Container is 2,
+# but limit is 4"; "memory max limit to request ratio per Pod is 2, but provided ratio is 3").
+_LIMIT_RANGE = re.compile(r"\b(usage|ratio) per (Container|Pod) is\b")
+
+
 def rejection(exc: KubeError, child: str) -> ChildRejectedError | None:
     """The refusal as a :class:`ChildRejectedError` when the spec must change; ``None`` when a retry may help."""
     if exc.status in (400, 422):
         return ChildRejectedError(child, exc.message)
     if exc.status == 403 and "violates PodSecurity" in exc.message:
-        return ChildRejectedError(child, exc.message, pod_security=True)
-    return None  # e.g. 403 from RBAC: an administrator can grant it without a change of spec
+        return ChildRejectedError(child, exc.message, policy="PodSecurity")
+    if exc.status == 403 and _LIMIT_RANGE.search(exc.message):
+        return ChildRejectedError(child, exc.message, policy="LimitRange")
+    return None  # e.g. 403 from RBAC or a full quota: either can clear without a change of spec
 
 
 async def reconcile(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, logger: kopf.Logger) -> None:

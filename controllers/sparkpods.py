@@ -29,6 +29,8 @@ from dynaspark.api import (
     DRIVER_CONTAINER,
     EXECUTOR_CONTAINER,
     EXECUTOR_TEMPLATE_VOLUME,
+    SPARK_CONF_VOLUME,
+    SPARK_LOCAL_DIR_VOLUME,
     DeadlineJob,
 )
 from dynaspark.jvm import EXECUTOR_JAVA_OPTIONS, executor_java_options
@@ -222,58 +224,80 @@ def executor_pod_template(job: DeadlineJob) -> dict[str, Any]:
     return merge_pod(pod, job.spec.executors.template, EXECUTOR_CONTAINER)
 
 
-_SPARK_SIZE = re.compile(r"([0-9]+)\s*([kmgtp]?)b?", re.IGNORECASE)
-_SPARK_MIB = {"k": 1 / 1024, "": 1, "m": 1, "g": 1024, "t": 1024**2, "p": 1024**3}
+_SPARK_SIZE = re.compile(r"([0-9]+)\s*(b|kb?|mb?|gb?|tb?|pb?)?", re.IGNORECASE)
+_SPARK_BYTES = {"b": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40, "p": 2**50}
 
 
-def spark_mebibytes(text: str | None) -> int | None:
-    """A Spark size whose unit defaults to MiB (``"384"``, ``"512m"``, ``"2g"``), in MiB; ``None`` if not one."""
+def spark_size(text: str | None, unit: str) -> int | None:
+    """A Spark size (``"384"``, ``"512m"``, ``"2g"``, ``"100b"``) in bytes; ``None`` when unset or not one.
+
+    Args:
+        text: The setting's value.
+        unit: The unit of a bare number, as Spark reads that setting (``"m"`` for MiB, ``"b"``).
+    """
     match = _SPARK_SIZE.fullmatch((text or "").strip())
     if match is None:
         return None
-    return int(int(match.group(1)) * _SPARK_MIB[match.group(2).lower()])
+    suffix = (match.group(2) or unit).lower()[0]
+    return int(match.group(1)) * _SPARK_BYTES[suffix]
 
 
 def executor_pod_memory(job: DeadlineJob) -> str:
-    """The memory Spark asks for each executor pod: heap, overhead and PySpark's memory.
+    """The memory Spark asks for each executor pod (request = limit): heap, overhead and off-heap memory.
 
     The overhead is ``spark.executor.memoryOverhead`` when set, otherwise the overhead factor
     (``spark.executor.memoryOverheadFactor``, else ``spark.kubernetes.memoryOverheadFactor``,
-    else 0.1: the driver runs in client mode) times the heap, at least 384 MiB.
+    else 0.1) times the heap, at least ``spark.executor.minMemoryOverhead`` (384 MiB). The
+    driver runs in client mode, where Spark adds no ``spark.executor.pyspark.memory`` to the pod.
     """
     conf = job.spec.application.spark_conf
-    heap = max(1, job.spec.executors.memory // 2**20)
-    overhead = spark_mebibytes(conf.get("spark.executor.memoryOverhead"))
-    if overhead is None:
-        factor_text = conf.get("spark.executor.memoryOverheadFactor") or conf.get(
-            "spark.kubernetes.memoryOverheadFactor"
-        )
+    mib = 2**20
+    heap = max(1, job.spec.executors.memory // mib)
+    overhead_bytes = spark_size(conf.get("spark.executor.memoryOverhead"), "m")
+    if overhead_bytes is not None:
+        overhead = overhead_bytes // mib
+    else:
+        keys = ("spark.executor.memoryOverheadFactor", "spark.kubernetes.memoryOverheadFactor")
         try:
-            factor = float(factor_text) if factor_text else 0.1
+            factor = float(next((conf[key] for key in keys if conf.get(key)), 0.1))
         except ValueError:
             factor = 0.1
-        minimum = spark_mebibytes(conf.get("spark.executor.minMemoryOverhead")) or 384
-        overhead = max(int(factor * heap), minimum)
-    pyspark = spark_mebibytes(conf.get("spark.executor.pyspark.memory")) or 0
-    return f"{heap + overhead + pyspark}Mi"
+        minimum = spark_size(conf.get("spark.executor.minMemoryOverhead"), "m")
+        overhead = max(int(factor * heap), 384 if minimum is None else minimum // mib)
+    off_heap = 0
+    if conf.get("spark.memory.offHeap.enabled", "").strip().lower() == "true":
+        off_heap = (spark_size(conf.get("spark.memory.offHeap.size"), "b") or 0) // mib
+    return f"{heap + overhead + off_heap}Mi"
 
 
 def executor_pod_check(job: DeadlineJob) -> dict[str, Any]:
     """An executor pod as Spark will ask for it, for the API server to admit in a dry run before the job starts.
 
     The executor pod template with what Spark adds that admission looks at: CPU and memory
-    (request = limit), ``restartPolicy: Never``. Validation, Pod Security admission, LimitRanges
-    and ResourceQuotas that would refuse the executors refuse this pod first, before the driver
-    starts and the deadline runs.
+    (request = limit), ``restartPolicy: Never``, its configuration volume at ``/opt/spark/conf``
+    and a local directory. Validation, Pod Security admission and LimitRanges that would refuse
+    the executors refuse this pod first, before the driver starts and the deadline runs.
     """
     pod = copy.deepcopy(executor_pod_template(job))
     pod["metadata"]["generateName"] = f"{job.metadata.name}-exec-check-"
-    pod["spec"]["restartPolicy"] = "Never"
+    spec = pod["spec"]
+    spec["restartPolicy"] = "Never"
+    spec["volumes"] = [
+        *spec.get("volumes", []),
+        {"name": SPARK_CONF_VOLUME, "configMap": {"name": f"{job.metadata.name}-exec-conf-map"}},
+        {"name": SPARK_LOCAL_DIR_VOLUME, "emptyDir": {}},
+    ]
     cpu = format_cpu(job.spec.executors.cores_max)
     resources = {"cpu": cpu, "memory": executor_pod_memory(job)}
-    for container in pod["spec"]["containers"]:
+    for container in spec["containers"]:
         if container["name"] == EXECUTOR_CONTAINER:
             container["resources"] = {"requests": dict(resources), "limits": dict(resources)}
+            container["args"] = ["executor"]
+            container["volumeMounts"] = [
+                *container.get("volumeMounts", []),
+                {"name": SPARK_CONF_VOLUME, "mountPath": "/opt/spark/conf"},
+                {"name": SPARK_LOCAL_DIR_VOLUME, "mountPath": "/var/data/spark-check"},
+            ]
     return pod
 
 

@@ -28,6 +28,10 @@ EXECUTOR_TEMPLATE_VOLUME: Final = "executor-template"
 """The driver pod's volume holding the executor pod template."""
 CPU_METER_VOLUME: Final = "mlscale-cpu-meter"
 """The executor pod's volume holding the CPU meter."""
+SPARK_CONF_VOLUME: Final = "spark-conf-volume-exec"
+"""The volume Spark adds to each executor pod for its configuration (``/opt/spark/conf``)."""
+SPARK_LOCAL_DIR_VOLUME: Final = "spark-local-dir-1"
+"""The volume Spark adds to each executor pod for its local directory."""
 
 KIND: Final = "DeadlineJob"
 PLURAL = "deadlinejobs"
@@ -67,7 +71,9 @@ class DriverTemplate(PodTemplate):
     sidecars; the container named ``driver`` adds its ``env``, ``envFrom``, ``volumeMounts``
     and other fields to the one that runs spark-submit. A ``serviceAccountName`` replaces the
     account the operator would create: the operator binds its Role (pods, Services, ConfigMaps
-    of the namespace, what the driver needs to run executors) to that account instead.
+    of the namespace, what the driver needs to run executors) to that account instead (not to
+    ``default``). The application ends when the ``driver`` container exits: a sidecar should be
+    a native one (an init container with ``restartPolicy: Always``), which stops with it.
     Ignored on one machine.
     """
 
@@ -86,6 +92,17 @@ class DriverTemplate(PodTemplate):
             owned_pod_fields={"restartPolicy": "the driver pod is never restarted (Never); remove it"},
             reserved_volumes={EXECUTOR_TEMPLATE_VOLUME: "the executor pod template"},
         )
+        if self.spec.get("serviceAccountName") == "default":
+            problems.append(
+                "spec.serviceAccountName: the operator binds the driver's Role (pods, Services and "
+                "ConfigMaps of the namespace) to this account, and every pod without an account of its "
+                "own runs as 'default'; name a dedicated account, or remove it to have one created"
+            )
+        if self.spec.get("automountServiceAccountToken") is False:
+            problems.append(
+                "spec.automountServiceAccountToken: the driver reads its account's token to ask the API "
+                "server for executors; remove it"
+            )
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -114,7 +131,11 @@ class ExecutorTemplate(PodTemplate):
                 "resizePolicy": "the operator resizes the CPU in place (NotRequired); remove it",
             },
             owned_pod_fields={"restartPolicy": "Spark restarts no executor pod (Never); remove it"},
-            reserved_volumes={CPU_METER_VOLUME: "the CPU meter"},
+            reserved_volumes={
+                CPU_METER_VOLUME: "the CPU meter",
+                SPARK_CONF_VOLUME: "Spark's configuration",
+                SPARK_LOCAL_DIR_VOLUME: "Spark's local directory",
+            },
         )
         if problems:
             raise ValueError("; ".join(problems))
@@ -238,7 +259,7 @@ class DeadlineJobStatus(StatusModel):
     phase: Phase = "Pending"
     """Pending, Running, Succeeded, DeadlineMissed or Failed."""
     conditions: list[Condition] = Field(default_factory=list)
-    """Accepted, Submitted, DeadlineAtRisk, Contended, ResizeUnsupported, ResizeLagging, ProfileMissing."""
+    """Accepted, Submitted, DeadlineAtRisk, Contended, ResizeUnsupported, ResizeLagging, ProfileMissing, PodsWaiting."""
     observed_generation: int | None = None
     """The generation of the spec the operator last acted on."""
     start_time: dt.datetime | None = None

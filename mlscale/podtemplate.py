@@ -82,6 +82,16 @@ def template_problems(
     ]
     if shapeless:
         return problems + shapeless
+    names = [c["name"] for field in ("initContainers", "containers") for c in spec.get(field, [])]
+    problems += [
+        f"spec.containers[{name}]: more than one container is named {name}; name each once"
+        for name in sorted({n for n in names if names.count(n) > 1})
+    ]
+    volumes = [v["name"] for v in spec.get("volumes", [])]
+    problems += [
+        f"spec.volumes[{name}]: more than one volume is named {name}; name each once"
+        for name in sorted({n for n in volumes if volumes.count(n) > 1})
+    ]
     for item in spec.get("containers", []):
         if item["name"] != container:
             continue

@@ -287,6 +287,18 @@ def test_only_refusals_a_spec_change_can_fix_wait_for_one() -> None:
     refused = rejection(baseline, "Pod pagerank-driver")
     assert refused is not None
     assert "securityContext" in refused.advice()
+    limit_range = KubeError(
+        403, "Forbidden", 'pods "x" is forbidden: maximum memory usage per Container is 1Gi, but limit is 1408Mi'
+    )
+    limited = rejection(limit_range, "executor pod")
+    assert limited is not None
+    assert "spec.executors.memory" in limited.advice()
+    full_quota = KubeError(
+        403,
+        "Forbidden",
+        'pods "x" is forbidden: exceeded quota: compute, requested: cpu=2, used: cpu=9, limited: cpu=10',
+    )
+    assert rejection(full_quota, "executor pod") is None  # frees up as other pods end
     invalid = rejection(KubeError(422, "Invalid", "spec.volumes[1].name: Duplicate value"), "Pod pagerank-driver")
     assert invalid is not None
     assert "PodSecurity" not in invalid.advice()
@@ -318,6 +330,10 @@ async def test_executors_the_api_would_refuse_stop_the_job_before_the_driver_sta
     resources = {"cpu": "1500m", "memory": "1408Mi"}
     assert executor["resources"] == {"requests": resources, "limits": resources}
     assert executor["envFrom"] == [{"secretRef": {"name": "s3-credentials"}}]
+    # Spark's own volumes are there, so a template mount that collides with them is refused too.
+    volumes = [v["name"] for v in checked["spec"]["volumes"]]
+    assert volumes == ["mlscale-cpu-meter", "data", "spark-conf-volume-exec", "spark-local-dir-1"]
+    assert {"name": "spark-conf-volume-exec", "mountPath": "/opt/spark/conf"} in executor["volumeMounts"]
 
     fixed = copy.deepcopy(obj["spec"])
     fixed["executors"]["template"]["spec"]["tolerations"] = [TOLERATION]
@@ -336,7 +352,11 @@ async def test_executors_the_api_would_refuse_stop_the_job_before_the_driver_sta
         ("4Gi", {"spark.kubernetes.memoryOverheadFactor": "0.4"}, "5734Mi"),
         ("1Gi", {"spark.executor.memoryOverhead": "1g"}, "2048Mi"),  # replaces the derived overhead
         ("1Gi", {"spark.executor.memoryOverhead": "500"}, "1524Mi"),  # MiB without a unit
-        ("1Gi", {"spark.executor.pyspark.memory": "512m"}, "1920Mi"),
+        ("1Gi", {"spark.executor.minMemoryOverhead": "0"}, "1126Mi"),  # 10 % when the minimum is lifted
+        ("1Gi", {"spark.executor.pyspark.memory": "512m"}, "1408Mi"),  # not added in client mode
+        ("1Gi", {"spark.memory.offHeap.enabled": "true", "spark.memory.offHeap.size": "512m"}, "1920Mi"),
+        ("1Gi", {"spark.memory.offHeap.enabled": "false", "spark.memory.offHeap.size": "512m"}, "1408Mi"),
+        ("1Gi", {"spark.memory.offHeap.enabled": "true", "spark.memory.offHeap.size": "1073741824"}, "2432Mi"),
     ],
 )
 def test_executor_pod_memory_is_what_spark_asks_for(memory: str, conf: dict[str, str], expected: str) -> None:

@@ -150,6 +150,34 @@ def test_containers_must_be_a_list_of_named_objects(containers: Any) -> None:
     assert "spec.containers: must be a list of objects, each with a name" in line
 
 
+def test_names_given_twice_and_spark_volumes_are_refused() -> None:
+    (line,) = errors_of(
+        executors={
+            "spec": {
+                "initContainers": [{"name": "fetch"}],
+                "containers": [{"name": "executor", "env": []}, {"name": "fetch"}, {"name": "executor"}],
+                "volumes": [{"name": "data"}, {"name": "data"}, {"name": "spark-conf-volume-exec"}],
+            }
+        }
+    )
+    assert "spec.containers[executor]: more than one container is named executor" in line
+    assert "spec.containers[fetch]: more than one container is named fetch" in line
+    assert "spec.volumes[data]: more than one volume is named data" in line
+    assert "spec.volumes[spark-conf-volume-exec]: the operator's volume of that name holds Spark's" in line
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        ({"serviceAccountName": "default"}, "spec.serviceAccountName: the operator binds the driver's Role"),
+        ({"automountServiceAccountToken": False}, "spec.automountServiceAccountToken: the driver reads"),
+    ],
+)
+def test_driver_accounts_that_would_spread_or_lose_its_rights_are_refused(spec: dict[str, Any], expected: str) -> None:
+    (line,) = errors_of(driver={"spec": spec})
+    assert expected in line
+
+
 def test_a_template_of_what_the_operator_leaves_open_is_valid() -> None:
     body = copy.deepcopy(JOB)
     body["spec"]["executors"] = {
