@@ -55,7 +55,9 @@ from controllers.kube import (
     NotFoundError,
     core_path,
     group_path,
+    is_being_created,
     patch_status,
+    pod_event_problem,
     pod_problem,
     scoped_api,
 )
@@ -72,6 +74,8 @@ from mlscale import API_GROUP_VERSION
 from mlscale.api import Condition, conditions_of, dump_conditions, utcnow
 
 log = logging.getLogger(__name__)
+EVENT_CHECK_S = 5.0
+"""How often the Events about a pod whose containers are being created are read (a failed mount)."""
 
 DEFAULT_UI_URL = "http://{service}.{namespace}.svc:4040"
 IDLE_PERIOD_S = 1.0
@@ -160,6 +164,8 @@ class JobRun:
         port = meter_port()
         self.meter = None if port is None else PodCpuMeter(port)
         self.timed_period_s: float | None = None
+        # What the latest Events said of each pod whose containers are being created, and when to ask again.
+        self.event_problems: dict[str, tuple[float, tuple[str, str] | None]] = {}
 
     async def period(self, obj: dict[str, Any]) -> tuple[float, bool]:
         """One step of the state machine.
@@ -184,8 +190,9 @@ class JobRun:
         update: dict[str, Any] = {}
         if phase == "Pending":
             if driver_phase != "Running":
-                problem = pod_problem(driver)
-                waiting = {} if problem is None else {driver_pod_name(self.name): problem}
+                waiting = await self.held_up(
+                    {driver_pod_name(self.name): (pod_problem(driver), is_being_created(driver))}
+                )
                 now = utcnow()
                 held = waiting_conditions(
                     self.body, conditions, waiting, role="driver", now=now, generation=job.metadata.generation
@@ -259,7 +266,7 @@ class JobRun:
                 generation=generation,
             )
         conditions = decision_conditions(self.body, conditions, decision, capacity, now=now, generation=generation)
-        waiting = {p.pod: p.problem for p in pods.values() if p.problem is not None}
+        waiting = await self.held_up({p.pod: (p.problem, p.creating) for p in pods.values()})
         conditions = waiting_conditions(self.body, conditions, waiting, role="executor", now=now, generation=generation)
         if meter is not None and not is_true(conditions, RESIZE_UNSUPPORTED):
             # Where the cluster cannot resize in place, there is no resize to time.
@@ -304,6 +311,34 @@ class JobRun:
             "controlState": state.to_dict(),
             "conditions": [c.model_dump(mode="json", by_alias=True, exclude_none=True) for c in conditions],
         }
+
+    async def held_up(self, pods: dict[str, tuple[tuple[str, str] | None, bool]]) -> dict[str, tuple[str, str]]:
+        """The pods that cannot run, by name, with the reason and message.
+
+        Args:
+            pods: By name: the problem the pod's status shows (:func:`controllers.kube.pod_problem`)
+                and whether its containers are still being created. For such a pod without a
+                problem of its own, the latest Warning Event about it is read (a volume that cannot
+                be mounted shows nowhere else), at most every :data:`EVENT_CHECK_S` per pod.
+        """
+        now_s = time.monotonic()
+        held: dict[str, tuple[str, str]] = {}
+        for name, (own, creating) in pods.items():
+            problem = own
+            if problem is None and creating:
+                next_s, _ = self.event_problems.get(name, (0.0, None))
+                if now_s >= next_s:
+                    try:
+                        found = await pod_event_problem(self.api, self.namespace, name)
+                    except KubeError as exc:
+                        log.debug("cannot read the Events about pod %s: %s", name, exc)
+                        found = None
+                    self.event_problems[name] = (now_s + EVENT_CHECK_S, found)
+                problem = self.event_problems[name][1]
+            if problem is not None:
+                held[name] = problem
+        self.event_problems = {k: v for k, v in self.event_problems.items() if pods.get(k, (None, False))[1]}
+        return held
 
     async def cpu_usage(self, pods: dict[str, ExecutorPod], now_s: float) -> dict[str, float]:
         """The CPU each executor used, from the resource metrics API; empty while it cannot be read."""

@@ -22,6 +22,7 @@ from controllers.kube import (
     ResizeUnsupportedError,
     container_cpu,
     core_path,
+    is_being_created,
     list_pods_on_node,
     node_allocatable_cpu,
     pod_cpu,
@@ -54,6 +55,7 @@ class ExecutorPod:
         ip: The pod's IP address, once it has one.
         running: Whether the pod is running (its containers have started).
         problem: Why it cannot run, if something holds it up (:func:`controllers.kube.pod_problem`).
+        creating: Whether its containers are still being created.
     """
 
     executor_id: str
@@ -64,6 +66,7 @@ class ExecutorPod:
     ip: str | None = None
     running: bool = True
     problem: tuple[str, str] | None = None
+    creating: bool = False
 
 
 def executor_pod(pod: Mapping[str, Any]) -> ExecutorPod | None:
@@ -83,6 +86,7 @@ def executor_pod(pod: Mapping[str, Any]) -> ExecutorPod | None:
         ip=(pod.get("status") or {}).get("podIP"),
         running=(pod.get("status") or {}).get("phase") == "Running",
         problem=pod_problem(pod),
+        creating=is_being_created(pod),
     )
 
 

@@ -16,6 +16,7 @@ import tempfile
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 import kopf
@@ -375,3 +376,35 @@ def pod_problem(pod: Mapping[str, Any]) -> tuple[str, str] | None:
             detail = waiting.get("message") or "no message"
             return str(reason), f"container {container.get('name')}: {detail}"
     return None
+
+
+EVENT_PROBLEMS = frozenset({"FailedMount", "FailedAttachVolume", "FailedCreatePodSandBox"})
+"""Reasons of the kubelet's Warning Events for a pod whose containers cannot be created: only
+Events tell them (the pod itself only says ``ContainerCreating``)."""
+
+
+def is_being_created(pod: Mapping[str, Any]) -> bool:
+    """Whether a scheduled pod's containers are still being created (where a failed mount leaves them)."""
+    status = pod.get("status") or {}
+    containers = [*(status.get("initContainerStatuses") or []), *(status.get("containerStatuses") or [])]
+    return any(
+        ((c.get("state") or {}).get("waiting") or {}).get("reason") in ("ContainerCreating", "PodInitializing")
+        for c in containers
+    )
+
+
+async def pod_event_problem(api: KubeApi, namespace: str, pod: str) -> tuple[str, str] | None:
+    """The latest Warning Event about a pod with a reason in :data:`EVENT_PROBLEMS`: ``(reason, message)``."""
+    selector = quote(f"involvedObject.kind=Pod,involvedObject.name={pod}", safe="")
+    answer = await api.request("GET", f"{core_path('events', namespace)}?fieldSelector={selector}")
+    found = [
+        e
+        for e in answer.get("items") or []
+        if (e.get("involvedObject") or {}).get("name") == pod  # a selector the server ignores
+        and e.get("type") == "Warning"
+        and e.get("reason") in EVENT_PROBLEMS
+    ]
+    if not found:
+        return None
+    latest = max(found, key=lambda e: str(e.get("lastTimestamp") or e.get("eventTime") or ""))
+    return str(latest["reason"]), str(latest.get("message") or "no message")

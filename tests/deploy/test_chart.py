@@ -42,6 +42,7 @@ NAMESPACED_NEEDS = {
     ("apps", "deployments/scale", "patch"),
     ("", "events", "create"),
     ("", "events", "patch"),
+    ("", "events", "list"),
     ("events.k8s.io", "events", "create"),
     ("events.k8s.io", "events", "patch"),
 }

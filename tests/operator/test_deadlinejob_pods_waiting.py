@@ -11,7 +11,7 @@ import asyncio
 
 import pytest
 
-from controllers.kube import pod_problem
+from controllers.kube import is_being_created, pod_problem
 from tests.operator.deadlinejob_helpers import (
     BASE,
     PODS,
@@ -22,7 +22,7 @@ from tests.operator.deadlinejob_helpers import (
     job_path,
     set_driver_phase,
 )
-from tests.operator.harness import Cluster, RunningOperator
+from tests.operator.harness import NAMESPACE, Cluster, RunningOperator
 from tests.operator.spark_driver_fake import FakeSparkDriver
 
 pytestmark = pytest.mark.operator
@@ -135,3 +135,55 @@ def test_pod_problem_names_what_holds_a_pod_and_nothing_else() -> None:
     scheduled = {"type": "PodScheduled", "status": "True"}
     assert pod_problem(_pod("Pending", conditions=[scheduled])) is None
     assert pod_problem(_pod("Failed", containerStatuses=[missing_secret])) is None
+
+
+def _event(pod: str, reason: str, type_: str, message: str, at: str) -> dict[str, object]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"name": f"{pod}.{reason.lower()}", "namespace": NAMESPACE},
+        "involvedObject": {"kind": "Pod", "name": pod, "namespace": NAMESPACE},
+        "reason": reason,
+        "type": type_,
+        "message": message,
+        "lastTimestamp": at,
+    }
+
+
+async def test_a_volume_that_cannot_be_mounted_is_named_from_the_kubelets_events(
+    operator: RunningOperator, cluster: Cluster
+) -> None:
+    await cluster.create(f"{BASE}/deadlinejobs", job())
+    await cluster.wait_for(job_path(), lambda o: condition_is(o, "Submitted", "True"))
+    events = f"/api/v1/namespaces/{NAMESPACE}/events"
+    missing = 'MountVolume.SetUp failed for volume "creds" : secret "s3-credentails" not found'
+    await cluster.create(events, _event("pagerank-driver", "FailedMount", "Warning", missing, "2026-12-07T10:00:05Z"))
+    await cluster.create(events, _event("pagerank-driver", "Scheduled", "Normal", "assigned", "2026-12-07T10:00:01Z"))
+    await cluster.create(
+        events, _event("other-pod", "FailedAttachVolume", "Warning", "not ours", "2026-12-07T10:00:09Z")
+    )
+    # Scheduled; its container stays ContainerCreating, which is all the pod itself says.
+    creating = {"name": "driver", "state": {"waiting": {"reason": "ContainerCreating"}}}
+    status = {
+        "phase": "Pending",
+        "conditions": [{"type": "PodScheduled", "status": "True"}],
+        "containerStatuses": [creating],
+    }
+    await cluster.patch(f"{PODS}/pagerank-driver/status", {"status": status})
+    obj = await cluster.wait_for(job_path(), lambda o: condition_is(o, "PodsWaiting", "True"))
+    waiting = condition(obj, "PodsWaiting")
+    assert waiting is not None
+    assert waiting["reason"] == "FailedMount"
+    assert "driver pod pagerank-driver is held up" in waiting["message"]
+    assert 'secret "s3-credentails" not found' in waiting["message"]
+    assert "not ours" not in waiting["message"]
+
+
+def test_containers_being_created_are_where_a_failed_mount_leaves_them() -> None:
+    creating = {"name": "driver", "state": {"waiting": {"reason": "ContainerCreating"}}}
+    assert is_being_created(_pod("Pending", containerStatuses=[creating]))
+    initialising = {"name": "driver", "state": {"waiting": {"reason": "PodInitializing"}}}
+    assert is_being_created(_pod("Pending", containerStatuses=[initialising]))
+    assert not is_being_created(_pod("Pending"))  # not scheduled yet: nothing is mounted
+    pulling = {"name": "driver", "state": {"waiting": {"reason": "ImagePullBackOff"}}}
+    assert not is_being_created(_pod("Pending", containerStatuses=[pulling]))

@@ -142,7 +142,7 @@ deployments), the events it posts and, with peering, the namespaced peering obje
   verbs: ["get", "patch"]
 - apiGroups: [""]
   resources: ["events"]
-  verbs: ["create", "patch"]
+  verbs: ["create", "patch", "list"]
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
   verbs: ["create", "patch"]
