@@ -20,7 +20,7 @@ import datetime as dt
 import logging
 import os
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
 import aiohttp
 import kopf
@@ -57,7 +57,7 @@ from controllers.kube import (
     group_path,
     is_being_created,
     patch_status,
-    pod_event_problem,
+    pod_event_problems,
     pod_problem,
     scoped_api,
 )
@@ -74,6 +74,19 @@ from mlscale import API_GROUP_VERSION
 from mlscale.api import Condition, conditions_of, dump_conditions, utcnow
 
 log = logging.getLogger(__name__)
+
+
+class PodState(NamedTuple):
+    """What the loop knows of a pod that may be held up."""
+
+    problem: tuple[str, str] | None
+    """Why its status says it cannot run (:func:`controllers.kube.pod_problem`)."""
+    creating: bool
+    """Whether its containers are still being created."""
+    uid: str
+    """Its uid (Events name it)."""
+
+
 EVENT_CHECK_S = 5.0
 """How often the Events about a pod whose containers are being created are read (a failed mount)."""
 
@@ -165,7 +178,9 @@ class JobRun:
         self.meter = None if port is None else PodCpuMeter(port)
         self.timed_period_s: float | None = None
         # What the latest Events said of each pod whose containers are being created, and when to ask again.
-        self.event_problems: dict[str, tuple[float, tuple[str, str] | None]] = {}
+        self.event_problems: dict[str, tuple[str, str]] = {}
+        self.next_event_check_s = 0.0
+        self.events_refused = False
 
     async def period(self, obj: dict[str, Any]) -> tuple[float, bool]:
         """One step of the state machine.
@@ -190,9 +205,9 @@ class JobRun:
         update: dict[str, Any] = {}
         if phase == "Pending":
             if driver_phase != "Running":
-                waiting = await self.held_up(
-                    {driver_pod_name(self.name): (pod_problem(driver), is_being_created(driver))}
-                )
+                uid = str((driver.get("metadata") or {}).get("uid"))
+                driver_state = PodState(pod_problem(driver), is_being_created(driver), uid)
+                waiting = await self.held_up({driver_pod_name(self.name): driver_state})
                 now = utcnow()
                 held = waiting_conditions(
                     self.body, conditions, waiting, role="driver", now=now, generation=job.metadata.generation
@@ -266,7 +281,7 @@ class JobRun:
                 generation=generation,
             )
         conditions = decision_conditions(self.body, conditions, decision, capacity, now=now, generation=generation)
-        waiting = await self.held_up({p.pod: (p.problem, p.creating) for p in pods.values()})
+        waiting = await self.held_up({p.pod: PodState(p.problem, p.creating, p.uid) for p in pods.values()})
         conditions = waiting_conditions(self.body, conditions, waiting, role="executor", now=now, generation=generation)
         if meter is not None and not is_true(conditions, RESIZE_UNSUPPORTED):
             # Where the cluster cannot resize in place, there is no resize to time.
@@ -312,32 +327,30 @@ class JobRun:
             "conditions": [c.model_dump(mode="json", by_alias=True, exclude_none=True) for c in conditions],
         }
 
-    async def held_up(self, pods: dict[str, tuple[tuple[str, str] | None, bool]]) -> dict[str, tuple[str, str]]:
+    async def held_up(self, pods: dict[str, PodState]) -> dict[str, tuple[str, str]]:
         """The pods that cannot run, by name, with the reason and message.
 
         Args:
-            pods: By name: the problem the pod's status shows (:func:`controllers.kube.pod_problem`)
-                and whether its containers are still being created. For such a pod without a
-                problem of its own, the latest Warning Event about it is read (a volume that cannot
-                be mounted shows nowhere else), at most every :data:`EVENT_CHECK_S` per pod.
+            pods: By name: the problem the pod's status shows (:func:`controllers.kube.pod_problem`),
+                whether its containers are still being created, and its uid. For such a pod
+                without a problem of its own, the kubelet's recent Warning Events about it tell
+                (a volume that cannot be mounted shows nowhere else): one LIST for all of them,
+                at most every :data:`EVENT_CHECK_S`.
         """
+        asked = {state.uid: name for name, state in pods.items() if state.problem is None and state.creating}
         now_s = time.monotonic()
-        held: dict[str, tuple[str, str]] = {}
-        for name, (own, creating) in pods.items():
-            problem = own
-            if problem is None and creating:
-                next_s, _ = self.event_problems.get(name, (0.0, None))
-                if now_s >= next_s:
-                    try:
-                        found = await pod_event_problem(self.api, self.namespace, name)
-                    except KubeError as exc:
-                        log.debug("cannot read the Events about pod %s: %s", name, exc)
-                        found = None
-                    self.event_problems[name] = (now_s + EVENT_CHECK_S, found)
-                problem = self.event_problems[name][1]
-            if problem is not None:
-                held[name] = problem
-        self.event_problems = {k: v for k, v in self.event_problems.items() if pods.get(k, (None, False))[1]}
+        if not asked:
+            self.event_problems = {}
+        elif now_s >= self.next_event_check_s:
+            self.next_event_check_s = now_s + EVENT_CHECK_S
+            try:
+                self.event_problems = await pod_event_problems(self.api, self.namespace, asked, time.time())
+            except KubeError as exc:
+                if not self.events_refused:
+                    log.info("%s/%s: cannot read the Events about its pods: %s", self.namespace, self.name, exc)
+                self.events_refused = True
+        held = {name: state.problem for name, state in pods.items() if state.problem is not None}
+        held.update({name: p for name, p in self.event_problems.items() if name in asked.values()})
         return held
 
     async def cpu_usage(self, pods: dict[str, ExecutorPod], now_s: float) -> dict[str, float]:
@@ -470,8 +483,13 @@ def outcome(
     if driver is None:
         return "Failed", f"the driver pod {driver_pod_name(name)} is gone"
     terminated = driver_terminated(driver)
-    pod_failed = ((driver.get("status") or {}).get("phase")) == "Failed"
-    if pod_failed or (terminated is not None and terminated.get("exitCode") != 0):
+    # spark-submit's exit decides; the pod's phase only where it has none (an eviction): a plain
+    # sidecar that failed first makes the pod Failed whatever the application did.
+    if terminated is not None:
+        failed = terminated.get("exitCode") != 0
+    else:
+        failed = ((driver.get("status") or {}).get("phase")) == "Failed"
+    if failed:
         return "Failed", f"the application failed ({driver_exit(driver)})"
     phase = "Succeeded" if slack_s >= 0 else "DeadlineMissed"
     verb = "before" if phase == "Succeeded" else "after"

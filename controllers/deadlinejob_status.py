@@ -191,6 +191,11 @@ def decision_conditions(
     )
 
 
+def _family(reason: str) -> str:
+    """Reasons the kubelet alternates between for one cause (a pull and its back-off) as one."""
+    return "ImagePull" if reason in ("ErrImagePull", "ImagePullBackOff") else reason
+
+
 def waiting_conditions(
     body: kopf.Body,
     conditions: list[Condition],
@@ -234,7 +239,7 @@ def waiting_conditions(
     if (
         previous is not None
         and previous.status == "True"
-        and not (previous.reason == reason and previous.message.startswith(held))
+        and not (_family(previous.reason) == _family(reason) and previous.message.startswith(f"The {role} pod {name} "))
     ):
         kopf.warn(body, reason=PODS_WAITING, message=message)  # still held, by something else now
     return announce(

@@ -56,6 +56,7 @@ class ExecutorPod:
         running: Whether the pod is running (its containers have started).
         problem: Why it cannot run, if something holds it up (:func:`controllers.kube.pod_problem`).
         creating: Whether its containers are still being created.
+        uid: The pod's uid.
     """
 
     executor_id: str
@@ -67,6 +68,7 @@ class ExecutorPod:
     running: bool = True
     problem: tuple[str, str] | None = None
     creating: bool = False
+    uid: str = ""
 
 
 def executor_pod(pod: Mapping[str, Any]) -> ExecutorPod | None:
@@ -87,6 +89,7 @@ def executor_pod(pod: Mapping[str, Any]) -> ExecutorPod | None:
         running=(pod.get("status") or {}).get("phase") == "Running",
         problem=pod_problem(pod),
         creating=is_being_created(pod),
+        uid=str(meta.get("uid") or ""),
     )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import copy
+import datetime as dt
 import ssl
 import tempfile
 from collections.abc import AsyncIterator, Mapping
@@ -368,8 +369,9 @@ def pod_problem(pod: Mapping[str, Any]) -> tuple[str, str] | None:
     for condition in status.get("conditions") or []:
         if condition.get("type") == "PodScheduled" and condition.get("reason") == "Unschedulable":
             return "Unschedulable", str(condition.get("message") or "no node can run it")
-    containers = [*(status.get("initContainerStatuses") or []), *(status.get("containerStatuses") or [])]
-    for container in containers:
+    # Once the pod runs, an init container still listed is a native sidecar: it holds nothing up.
+    init = [] if status.get("phase") == "Running" else status.get("initContainerStatuses") or []
+    for container in [*init, *(status.get("containerStatuses") or [])]:
         waiting = (container.get("state") or {}).get("waiting") or {}
         reason = waiting.get("reason")
         if reason in POD_PROBLEMS:
@@ -393,18 +395,64 @@ def is_being_created(pod: Mapping[str, Any]) -> bool:
     )
 
 
-async def pod_event_problem(api: KubeApi, namespace: str, pod: str) -> tuple[str, str] | None:
-    """The latest Warning Event about a pod with a reason in :data:`EVENT_PROBLEMS`: ``(reason, message)``."""
-    selector = quote(f"involvedObject.kind=Pod,involvedObject.name={pod}", safe="")
-    answer = await api.request("GET", f"{core_path('events', namespace)}?fieldSelector={selector}")
-    found = [
-        e
-        for e in answer.get("items") or []
-        if (e.get("involvedObject") or {}).get("name") == pod  # a selector the server ignores
-        and e.get("type") == "Warning"
-        and e.get("reason") in EVENT_PROBLEMS
+EVENT_RECENT_S = 180.0
+"""Events older than this say nothing of a pod now: a mount that failed once, then worked."""
+
+
+def event_time_s(event: Mapping[str, Any]) -> float | None:
+    """When an Event was last seen (epoch seconds), whichever API wrote it.
+
+    core/v1 writers set ``lastTimestamp``; events.k8s.io/v1 writers set ``eventTime`` (the first
+    occurrence) and ``series.lastObservedTime`` (the latest repeat).
+    """
+    candidates = [
+        (event.get("series") or {}).get("lastObservedTime"),
+        event.get("lastTimestamp"),
+        event.get("eventTime"),
+        (event.get("metadata") or {}).get("creationTimestamp"),
     ]
-    if not found:
-        return None
-    latest = max(found, key=lambda e: str(e.get("lastTimestamp") or e.get("eventTime") or ""))
-    return str(latest["reason"]), str(latest.get("message") or "no message")
+    times = []
+    for text in candidates:
+        if text:
+            try:
+                times.append(dt.datetime.fromisoformat(str(text).replace("Z", "+00:00")).timestamp())
+            except ValueError:
+                continue
+    return max(times) if times else None
+
+
+async def pod_event_problems(
+    api: KubeApi, namespace: str, pods: Mapping[str, str], now_s: float
+) -> dict[str, tuple[str, str]]:
+    """The latest recent Warning Event with a reason in :data:`EVENT_PROBLEMS` about each pod.
+
+    One LIST of the namespace's Warning Events for all the pods asked about.
+
+    Args:
+        api: The Kubernetes client.
+        namespace: The pods' namespace.
+        pods: The pods asked about: uid → name (an Event names the pod's uid, so one about an
+            earlier pod of the same name is not taken for this one's).
+        now_s: Now (epoch seconds): Events last seen more than :data:`EVENT_RECENT_S` before are old.
+
+    Returns:
+        ``(reason, message)`` by pod name, for the pods such an Event is about.
+    """
+    selector = quote("type=Warning,involvedObject.kind=Pod", safe="")
+    answer = await api.request("GET", f"{core_path('events', namespace)}?fieldSelector={selector}")
+    latest: dict[str, tuple[float, tuple[str, str]]] = {}
+    for event in answer.get("items") or []:
+        uid = str((event.get("involvedObject") or {}).get("uid") or "")
+        seen_s = event_time_s(event)
+        if (
+            uid not in pods  # also a selector the server ignores
+            or event.get("type") != "Warning"
+            or event.get("reason") not in EVENT_PROBLEMS
+            or seen_s is None
+            or now_s - seen_s > EVENT_RECENT_S
+        ):
+            continue
+        name = pods[uid]
+        if name not in latest or seen_s > latest[name][0]:
+            latest[name] = (seen_s, (str(event["reason"]), str(event.get("message") or "no message")))
+    return {name: problem for name, (_, problem) in latest.items()}

@@ -30,7 +30,7 @@ from dynaspark.api import (
     EXECUTOR_CONTAINER,
     EXECUTOR_TEMPLATE_VOLUME,
     SPARK_CONF_VOLUME,
-    SPARK_LOCAL_DIR_VOLUME,
+    SPARK_LOCAL_DIR_PREFIX,
     DeadlineJob,
 )
 from dynaspark.jvm import EXECUTOR_JAVA_OPTIONS, executor_java_options
@@ -282,22 +282,26 @@ def executor_pod_check(job: DeadlineJob) -> dict[str, Any]:
     pod["metadata"]["generateName"] = f"{job.metadata.name}-exec-check-"
     spec = pod["spec"]
     spec["restartPolicy"] = "Never"
-    spec["volumes"] = [
-        *spec.get("volumes", []),
-        {"name": SPARK_CONF_VOLUME, "configMap": {"name": f"{job.metadata.name}-exec-conf-map"}},
-        {"name": SPARK_LOCAL_DIR_VOLUME, "emptyDir": {}},
-    ]
+    volumes: list[dict[str, Any]] = []
+    mounts: list[dict[str, Any]] = []
+    conf = job.spec.application.spark_conf
+    if conf.get("spark.kubernetes.executor.disableConfigMap", "").strip().lower() != "true":
+        volumes.append({"name": SPARK_CONF_VOLUME, "configMap": {"name": f"{job.metadata.name}-exec-conf-map"}})
+        mounts.append({"name": SPARK_CONF_VOLUME, "mountPath": "/opt/spark/conf"})
     cpu = format_cpu(job.spec.executors.cores_max)
     resources = {"cpu": cpu, "memory": executor_pod_memory(job)}
     for container in spec["containers"]:
-        if container["name"] == EXECUTOR_CONTAINER:
-            container["resources"] = {"requests": dict(resources), "limits": dict(resources)}
-            container["args"] = ["executor"]
-            container["volumeMounts"] = [
-                *container.get("volumeMounts", []),
-                {"name": SPARK_CONF_VOLUME, "mountPath": "/opt/spark/conf"},
-                {"name": SPARK_LOCAL_DIR_VOLUME, "mountPath": "/var/data/spark-check"},
-            ]
+        if container["name"] != EXECUTOR_CONTAINER:
+            continue
+        container["resources"] = {"requests": dict(resources), "limits": dict(resources)}
+        container["args"] = ["executor"]
+        # Spark mounts an emptyDir for its local directory unless the template mounts one of its own.
+        own = {m.get("name", "") for m in container.get("volumeMounts", [])}
+        if not any(name.startswith(SPARK_LOCAL_DIR_PREFIX) for name in own):
+            volumes.append({"name": f"{SPARK_LOCAL_DIR_PREFIX}1", "emptyDir": {}})
+            mounts.append({"name": f"{SPARK_LOCAL_DIR_PREFIX}1", "mountPath": "/var/data/spark-check"})
+        container["volumeMounts"] = [*container.get("volumeMounts", []), *mounts]
+    spec["volumes"] = [*spec.get("volumes", []), *volumes]
     return pod
 
 

@@ -30,8 +30,9 @@ CPU_METER_VOLUME: Final = "mlscale-cpu-meter"
 """The executor pod's volume holding the CPU meter."""
 SPARK_CONF_VOLUME: Final = "spark-conf-volume-exec"
 """The volume Spark adds to each executor pod for its configuration (``/opt/spark/conf``)."""
-SPARK_LOCAL_DIR_VOLUME: Final = "spark-local-dir-1"
-"""The volume Spark adds to each executor pod for its local directory."""
+SPARK_LOCAL_DIR_PREFIX: Final = "spark-local-dir-"
+"""Names of the volumes Spark uses for its local directories: an emptyDir it adds, unless the
+executor template mounts a volume of such a name (a claim for scratch space, say)."""
 
 KIND: Final = "DeadlineJob"
 PLURAL = "deadlinejobs"
@@ -134,7 +135,6 @@ class ExecutorTemplate(PodTemplate):
             reserved_volumes={
                 CPU_METER_VOLUME: "the CPU meter",
                 SPARK_CONF_VOLUME: "Spark's configuration",
-                SPARK_LOCAL_DIR_VOLUME: "Spark's local directory",
             },
         )
         if problems:

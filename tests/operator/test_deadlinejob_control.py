@@ -234,23 +234,26 @@ async def test_driver_end_sets_the_final_phase(
     assert operator.memo["status_store"].statuses[("DeadlineJob", NAMESPACE, "pagerank")]["phase"] == expected
 
 
-@pytest.mark.parametrize(("exit_code", "expected"), [(0, "Succeeded"), (1, "Failed")])
+@pytest.mark.parametrize("ending", [(0, "Running", "Succeeded"), (1, "Running", "Failed"), (0, "Failed", "Succeeded")])
 async def test_the_application_ends_with_the_driver_container_whatever_a_sidecar_does(
-    operator: RunningOperator, cluster: Cluster, driver: FakeSparkDriver, exit_code: int, expected: str
+    operator: RunningOperator, cluster: Cluster, driver: FakeSparkDriver, ending: tuple[int, str, str]
 ) -> None:
+    exit_code, pod_phase, expected = ending
     await start_running(cluster, driver)
     await cluster.wait_for(job_path(), has_regulated)
     driver.complete_stage(0)
     finished = dt.datetime.now(dt.UTC).replace(microsecond=0)
     # spark-submit has exited; a log-shipping sidecar of the driver template runs on, and the
-    # kubelet lists it first (by name), so the pod stays Running.
+    # kubelet lists it first (by name), so the pod stays Running (or the sidecar failed first,
+    # and the pod is Failed whatever the application did).
     sidecar = {"name": "aaa-log-shipper", "state": {"running": {"startedAt": "2026-12-07T10:00:00Z"}}}
     ended = {
         "name": "driver",
         "state": {"terminated": {"exitCode": exit_code, "reason": "Completed" if exit_code == 0 else "Error",
                                  "finishedAt": finished.strftime("%Y-%m-%dT%H:%M:%SZ")}},
     }  # fmt: skip
-    await cluster.patch(f"{PODS}/pagerank-driver/status", {"status": {"containerStatuses": [sidecar, ended]}})
+    status = {"phase": pod_phase, "containerStatuses": [sidecar, ended]}
+    await cluster.patch(f"{PODS}/pagerank-driver/status", {"status": status})
     obj = await cluster.wait_for(job_path(), lambda o: status_of(o).get("phase") == expected)
     assert status_of(obj)["completionTime"] == finished.strftime("%Y-%m-%dT%H:%M:%SZ")
     events = await cluster.wait_for_events("pagerank", expected)

@@ -20,7 +20,7 @@ import yaml
 
 from controllers.deadlinejob_service import rejection
 from controllers.kube import KubeError
-from controllers.sparkpods import executor_pod_memory
+from controllers.sparkpods import executor_pod_check, executor_pod_memory
 from dynaspark.api import DeadlineJob
 from tests.operator.deadlinejob_helpers import PODS, condition, condition_is, job, job_path
 from tests.operator.harness import NAMESPACE, Cluster, Emulator, RunningOperator, register_crds
@@ -364,3 +364,25 @@ def test_executor_pod_memory_is_what_spark_asks_for(memory: str, conf: dict[str,
     body["spec"]["executors"]["memory"] = memory
     body["spec"]["application"]["sparkConf"] = conf
     assert executor_pod_memory(DeadlineJob.model_validate(body)) == expected
+
+
+def test_the_dry_run_pod_has_spark_volumes_where_spark_adds_them() -> None:
+    body = job()
+    claim = {"name": "spark-local-dir-1", "persistentVolumeClaim": {"claimName": "scratch"}}
+    mount = {"name": "spark-local-dir-1", "mountPath": "/scratch"}
+    body["spec"]["executors"]["template"] = {
+        "spec": {"volumes": [claim], "containers": [{"name": "executor", "volumeMounts": [mount]}]}
+    }
+    checked = executor_pod_check(DeadlineJob.model_validate(body))
+    # Spark's documented scratch space on a claim: its own local-dir volume, no emptyDir added.
+    assert [v["name"] for v in checked["spec"]["volumes"]] == [
+        "mlscale-cpu-meter",
+        "spark-local-dir-1",
+        "spark-conf-volume-exec",
+    ]
+    body["spec"]["application"]["sparkConf"] = {"spark.kubernetes.executor.disableConfigMap": "true"}
+    del body["spec"]["executors"]["template"]
+    checked = executor_pod_check(DeadlineJob.model_validate(body))
+    assert [v["name"] for v in checked["spec"]["volumes"]] == ["mlscale-cpu-meter", "spark-local-dir-1"]
+    (executor,) = checked["spec"]["containers"]
+    assert [m["name"] for m in executor["volumeMounts"]] == ["mlscale-cpu-meter", "spark-local-dir-1"]
