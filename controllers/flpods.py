@@ -18,14 +18,13 @@ import json
 from typing import Any
 
 from controllers.kube import MANAGED_BY, child_labels
-from hyperfl.api import KIND, FederatedTraining
+from hyperfl.api import CHECKPOINT_VOLUME, CLIENT_CONTAINER, COORDINATOR_CONTAINER, KIND, FederatedTraining
 from hyperfl.coordinator_status import DEFAULT_PORT, HEALTH_PATH
+from mlscale.podtemplate import merge_pod
 from mlscale.units import format_cpu
 
 COORDINATOR = "coordinator"
 CLIENT = "client"
-COORDINATOR_CONTAINER = "coordinator"
-CLIENT_CONTAINER = "worker"
 WORKER_PORT = 8000
 """Port every client worker listens on."""
 CHECKPOINT_MOUNT = "/checkpoints"
@@ -115,11 +114,11 @@ def _resource_document(job: FederatedTraining) -> str:
 
 
 def coordinator_pod(job: FederatedTraining, namespace: str) -> dict[str, Any]:
-    """The coordinator pod: the round loop, its checkpoints, its status server."""
+    """The coordinator pod: the round loop, its checkpoints, its status server; its template merged in."""
     name = job.metadata.name
     assert job.spec.image, "admission refuses a FederatedTraining without an image"
     claim = job.spec.checkpoint_claim
-    volume: dict[str, Any] = {"name": "checkpoints"}
+    volume: dict[str, Any] = {"name": CHECKPOINT_VOLUME}
     if claim:
         volume["persistentVolumeClaim"] = {"claimName": claim}
     else:
@@ -138,9 +137,9 @@ def coordinator_pod(job: FederatedTraining, namespace: str) -> dict[str, Any]:
         "env": [*_PYTHON_ENV, {"name": RESOURCE_ENV, "value": _resource_document(job)}],
         "ports": [{"name": "status", "containerPort": DEFAULT_PORT}],
         "readinessProbe": {"httpGet": {"path": HEALTH_PATH, "port": DEFAULT_PORT}, "periodSeconds": 5},
-        "volumeMounts": [{"name": "checkpoints", "mountPath": CHECKPOINT_MOUNT}],
+        "volumeMounts": [{"name": CHECKPOINT_VOLUME, "mountPath": CHECKPOINT_MOUNT}],
     }
-    return {
+    pod = {
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {"name": coordinator_pod_name(name), "labels": component_labels(name, COORDINATOR)},
@@ -151,10 +150,11 @@ def coordinator_pod(job: FederatedTraining, namespace: str) -> dict[str, Any]:
             "volumes": [volume],
         },
     }
+    return merge_pod(pod, job.spec.coordinator_template, COORDINATOR_CONTAINER)
 
 
 def client_pod(job: FederatedTraining, index: int) -> dict[str, Any]:
-    """The pod serving client ``index`` over HTTP (a TensorFlow worker), spread across zones."""
+    """The pod serving client ``index`` over HTTP (a TensorFlow worker), spread across zones; its template merged in."""
     name = job.metadata.name
     assert job.spec.image, "admission refuses a FederatedTraining without an image"
     spec = job.spec
@@ -172,7 +172,7 @@ def client_pod(job: FederatedTraining, index: int) -> dict[str, Any]:
         "--port", str(WORKER_PORT),
     ]  # fmt: skip
     labels = component_labels(name, CLIENT)
-    return {
+    pod = {
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {"name": client_pod_name(name, index), "labels": {**labels, INDEX_LABEL: str(index)}},
@@ -201,6 +201,7 @@ def client_pod(job: FederatedTraining, index: int) -> dict[str, Any]:
             ],
         },
     }
+    return merge_pod(pod, job.spec.client_template, CLIENT_CONTAINER)
 
 
 def clients_service(job: FederatedTraining) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from typing import Any, Final, Literal
 from pydantic import Field, model_validator
 
 from mlscale.api import ApiModel, Condition, CpuQuantity, Duration, MemoryQuantity, Resource, StatusModel
+from mlscale.podtemplate import PodTemplate, template_problems
 
 KIND: Final = "FederatedTraining"
 PLURAL = "federatedtrainings"
@@ -15,6 +16,12 @@ HISTORY_LIMIT = 50
 
 Phase = Literal["Pending", "Running", "TargetReached", "BudgetExhausted", "Failed"]
 BUILDER_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_]*$"
+COORDINATOR_CONTAINER: Final = "coordinator"
+"""Name of the container that runs the rounds in the coordinator pod."""
+CLIENT_CONTAINER: Final = "worker"
+"""Name of the container that trains in each client pod."""
+CHECKPOINT_VOLUME: Final = "checkpoints"
+"""The coordinator pod's volume holding its checkpoints."""
 
 
 class ModelSource(ApiModel):
@@ -114,6 +121,67 @@ class ClientResources(ApiModel):
     """Memory of each client (e.g. ``1Gi``)."""
 
 
+class CoordinatorTemplate(PodTemplate):
+    """Fields added to the coordinator pod, as in a core/v1 PodTemplateSpec (cluster only).
+
+    Node selector, tolerations, affinity, security context, image pull secrets, volumes,
+    sidecars; the container named ``coordinator`` adds its ``env``, ``volumeMounts``,
+    ``resources`` and other fields to the one that runs the rounds. Ignored on one machine.
+    """
+
+    @model_validator(mode="after")
+    def _fits(self) -> CoordinatorTemplate:
+        problems = template_problems(
+            self,
+            container=COORDINATOR_CONTAINER,
+            owned_container_fields={
+                "image": "the coordinator runs spec.image; set it there",
+                "command": "the coordinator runs hyperfl.coordinator, built from the spec; remove it",
+                "args": "the coordinator runs hyperfl.coordinator, built from the spec; remove it",
+            },
+            owned_pod_fields={
+                "restartPolicy": "a crashed coordinator restarts in its pod and resumes (OnFailure); remove it"
+            },
+            reserved_volumes={CHECKPOINT_VOLUME: "the checkpoints (spec.checkpointClaim)"},
+        )
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
+class ClientTemplate(PodTemplate):
+    """Fields added to each client pod, as in a core/v1 PodTemplateSpec (cluster only).
+
+    Node selector, tolerations, affinity, security context, image pull secrets, volumes,
+    sidecars; the container named ``worker`` adds its ``env``, ``volumeMounts`` and other fields
+    to the one that trains. Ignored on one machine.
+    """
+
+    @model_validator(mode="after")
+    def _fits(self) -> ClientTemplate:
+        problems = template_problems(
+            self,
+            container=CLIENT_CONTAINER,
+            owned_container_fields={
+                "image": "clients run spec.image; set it there",
+                "command": "clients run hyperfl.worker, built from the spec; remove it",
+                "args": "clients run hyperfl.worker, built from the spec; remove it",
+                "resources": "a client's CPU and memory come from spec.clientResources; remove resources",
+            },
+            owned_pod_fields={
+                "restartPolicy": "a client pod restarts its worker (Always); remove it",
+                "hostname": "each client is named after its index for the coordinator; remove it",
+                "subdomain": "clients are found through their headless Service; remove it",
+                "topologySpreadConstraints": "clients are spread over topology.kubernetes.io/zone; remove it "
+                "(steer them with nodeSelector or affinity)",
+            },
+            reserved_volumes={},
+        )
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
 class FederatedTrainingSpec(ApiModel):
     """What a FederatedTraining asks for."""
 
@@ -135,6 +203,12 @@ class FederatedTrainingSpec(ApiModel):
     """Resources of each client pod (cluster only)."""
     checkpoint_claim: str | None = None
     """PersistentVolumeClaim where the coordinator keeps its checkpoints (cluster only; emptyDir when unset)."""
+    coordinator_template: CoordinatorTemplate | None = None
+    """Fields added to the coordinator pod (node selector, tolerations, env, sidecars, ...), as in a
+    core/v1 PodTemplateSpec; the container named `coordinator` runs the rounds. Cluster only."""
+    client_template: ClientTemplate | None = None
+    """Fields added to each client pod (node selector, tolerations, env, sidecars, ...), as in a
+    core/v1 PodTemplateSpec; the container named `worker` trains. Cluster only."""
 
     @model_validator(mode="after")
     def _budget(self) -> FederatedTrainingSpec:

@@ -194,6 +194,68 @@ async def test_without_claim_checkpoints_go_to_an_empty_dir(
     assert volume == {"name": volume["name"], "emptyDir": {}}
 
 
+async def test_templates_reach_the_coordinator_and_every_client(
+    coordinator: StatusPublisher, operator: RunningOperator, cluster: Cluster
+) -> None:
+    body = copy.deepcopy(TRAINING)
+    gpu = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+    body["spec"]["coordinatorTemplate"] = {
+        "spec": {
+            "nodeSelector": {"pool": "system"},
+            "containers": [{"name": "coordinator", "resources": {"requests": {"cpu": "250m", "memory": "512Mi"}}}],
+        }
+    }
+    body["spec"]["clientTemplate"] = {
+        "metadata": {"labels": {"team": "fl"}},
+        "spec": {
+            "tolerations": [gpu],
+            "affinity": {"nodeAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": []}},
+            "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "client-data"}}],
+            "containers": [{"name": "worker", "volumeMounts": [{"name": "data", "mountPath": "/data"}]}],
+        },
+    }
+    await start(cluster, body)
+    pods = await children(cluster, PODS)
+    (coordinator_pod,) = of_component(pods, "coordinator")
+    assert coordinator_pod["spec"]["nodeSelector"] == {"pool": "system"}
+    (container,) = coordinator_pod["spec"]["containers"]
+    assert container["resources"] == {"requests": {"cpu": "250m", "memory": "512Mi"}}
+    assert container["command"][:3] == ["python", "-m", "hyperfl.coordinator"]  # not replaced
+    assert "tolerations" not in coordinator_pod["spec"]
+    clients = of_component(pods, "client")
+    assert len(clients) == 4
+    for pod in clients:
+        assert pod["spec"]["tolerations"] == [gpu]
+        assert pod["metadata"]["labels"]["team"] == "fl"
+        assert pod["metadata"]["labels"][LABEL] == "digits"  # the operator's labels kept
+        assert pod["spec"]["topologySpreadConstraints"][0]["topologyKey"] == "topology.kubernetes.io/zone"
+        (worker,) = pod["spec"]["containers"]
+        assert worker["volumeMounts"] == [{"name": "data", "mountPath": "/data"}]
+        assert worker["resources"]["limits"] == {"cpu": "500m", "memory": "1024Mi"}  # from clientResources
+
+
+async def test_template_that_sets_what_the_operator_decides_is_refused(
+    coordinator: StatusPublisher, operator: RunningOperator, cluster: Cluster
+) -> None:
+    body = copy.deepcopy(TRAINING)
+    body["spec"]["clientTemplate"] = {
+        "spec": {
+            "topologySpreadConstraints": [],
+            "containers": [{"name": "worker", "resources": {"limits": {"cpu": "4"}}}],
+        }
+    }
+    body["spec"]["coordinatorTemplate"] = {"spec": {"volumes": [{"name": "checkpoints", "emptyDir": {}}]}}
+    await cluster.create(f"{BASE}/federatedtrainings", body)
+    obj = await cluster.wait_for(PATH, lambda o: (condition(o, "Accepted") or {}).get("status") == "False")
+    accepted = condition(obj, "Accepted")
+    assert accepted is not None
+    message = accepted["message"]
+    assert "spec.clientTemplate: spec.topologySpreadConstraints: clients are spread over" in message
+    assert "spec.containers[worker].resources: a client's CPU and memory come from spec.clientResources" in message
+    assert "spec.coordinatorTemplate: spec.volumes[checkpoints]" in message
+    assert await children(cluster, PODS) == []
+
+
 async def test_missing_image_is_refused_without_children(
     coordinator: StatusPublisher, operator: RunningOperator, cluster: Cluster
 ) -> None:
