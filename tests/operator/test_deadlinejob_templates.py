@@ -15,12 +15,14 @@ from typing import Any, ClassVar
 
 import attrs
 import kmock
+import kubernetes_validate
 import pytest
 import yaml
 
 from controllers.deadlinejob_service import rejection
 from controllers.kube import KubeError
-from controllers.sparkpods import executor_pod_check, executor_pod_memory
+from controllers.sparkpods import driver_pod, executor_pod_check, executor_pod_memory
+from controllers.sparkpods import executor_pod_template as build_executor_pod_template
 from dynaspark.api import DeadlineJob
 from tests.operator.deadlinejob_helpers import PODS, condition, condition_is, job, job_path
 from tests.operator.harness import NAMESPACE, Cluster, Emulator, RunningOperator, register_crds
@@ -386,3 +388,20 @@ def test_the_dry_run_pod_has_spark_volumes_where_spark_adds_them() -> None:
     assert [v["name"] for v in checked["spec"]["volumes"]] == ["mlscale-cpu-meter", "spark-local-dir-1"]
     (executor,) = checked["spec"]["containers"]
     assert [m["name"] for m in executor["volumeMounts"]] == ["mlscale-cpu-meter", "spark-local-dir-1"]
+
+
+def test_pods_built_with_templates_are_valid_kubernetes_objects() -> None:
+    """The README's templates, and this file's: what reaches the API server passes its schema (1.33)."""
+    body = with_templates(driver_template(), executor_template())
+    hardened = {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
+    for template in (body["spec"]["driver"]["template"], body["spec"]["executors"]["template"]):
+        template["spec"]["securityContext"] = hardened
+    body["metadata"]["uid"] = "0b0f6c4e-0000-4000-8000-000000000002"
+    deadline_job = DeadlineJob.model_validate(body)
+    pods = [
+        driver_pod(deadline_job, NAMESPACE),
+        build_executor_pod_template(deadline_job),
+        executor_pod_check(deadline_job),
+    ]
+    for pod in pods:
+        kubernetes_validate.validate(pod, "1.33", strict=True)
