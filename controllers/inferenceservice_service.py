@@ -14,6 +14,7 @@ relies on one.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any, cast
 
@@ -30,9 +31,11 @@ from controllers.kube import (
     scoped_api,
 )
 from controllers.servingpods import (
+    APPLIED_TEMPLATE,
     children,
     cpu_deployment_name,
     gpu_deployment_name,
+    merge_patch_to,
     router_service_name,
     service_labels,
 )
@@ -131,21 +134,27 @@ async def apply_children(
     name = svc.metadata.name
     labels = service_labels(name)
     existing = {
-        f"{plural}/{item['metadata']['name']}"
+        f"{plural}/{item['metadata']['name']}": item
         for group_version, plural in (("apps/v1", "deployments"), ("v1", "services"))
         for item in await api.list(collection_path(group_version, plural, namespace), labels)
     }
     made = []
     for group_version, plural, child in children(svc):
         child_name = child["metadata"]["name"]
-        if f"{plural}/{child_name}" not in existing:
+        current = existing.get(f"{plural}/{child_name}")
+        if current is None:
             await api.create(collection_path(group_version, plural, namespace), adopt(child, owner, labels))
             made.append(f"{plural}/{child_name}")
         elif update_templates and plural == "deployments":
-            spec: dict[str, Any] = {"template": child["spec"]["template"]}
+            # From the template applied last (its annotation), not the stored one: what the spec
+            # no longer asks for goes, what the API server or another controller added stays.
+            applied_text = ((current.get("metadata") or {}).get("annotations") or {}).get(APPLIED_TEMPLATE)
+            applied = json.loads(applied_text) if applied_text else {}
+            spec: dict[str, Any] = {"template": merge_patch_to(applied, child["spec"]["template"])}
             if child_name != cpu_deployment_name(name):
                 spec["replicas"] = child["spec"]["replicas"]
-            await api.patch(collection_path(group_version, plural, namespace, child_name), {"spec": spec})
+            patch = {"metadata": {"annotations": dict(child["metadata"]["annotations"])}, "spec": spec}
+            await api.patch(collection_path(group_version, plural, namespace, child_name), patch)
     gpu = gpu_deployment_name(name)
     if update_templates and svc.spec.gpu.count == 0 and f"deployments/{gpu}" in existing:
         # A GPU Deployment left from an earlier generation of the spec.

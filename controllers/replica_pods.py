@@ -40,12 +40,11 @@ from controllers.kube import (
 from controllers.servingpods import (
     CPU_REPLICA,
     GPU_REPLICA,
-    SERVER_CONTAINER,
     SERVER_PORT,
     model_server_selector,
 )
 from mlscale import API_GROUP_VERSION
-from roma.api import KIND, PLURAL
+from roma.api import KIND, PLURAL, SERVER_CONTAINER
 
 log = logging.getLogger(__name__)
 

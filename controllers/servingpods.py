@@ -24,19 +24,22 @@ replica is registered (requests arriving earlier wait in its queue).
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
 from controllers.kube import MANAGED_BY, child_labels
+from mlscale.podtemplate import PodTemplate, layer, merge_pod
 from mlscale.units import format_cpu
-from roma.api import KIND, InferenceService
+from roma.api import KIND, ROUTER_CONTAINER, SERVER_CONTAINER, InferenceService
 
 SERVER_PORT = 8080
 """Port every model server listens on."""
 ROUTER_PORT = 8080
 """Port of the router and of the Service in front of it."""
-SERVER_CONTAINER = "server"
-ROUTER_CONTAINER = "router"
+APPLIED_TEMPLATE = "mlscale.dev/applied-pod-template"
+"""Annotation of each Deployment: the pod template the operator last applied (JSON), so that an
+update removes what the spec no longer asks for and leaves what others added."""
 CPU_REPLICA = "cpu-replica"
 GPU_REPLICA = "gpu-replica"
 ROUTER = "router"
@@ -155,20 +158,46 @@ def _server_container(svc: InferenceService, *, accelerator: bool) -> dict[str, 
     }
 
 
-def _deployment(name: str, labels: dict[str, str], pod_labels: dict[str, str], replicas: int, container: Any) -> Any:
+def _deployment(
+    name: str,
+    labels: dict[str, str],
+    pod_labels: dict[str, str],
+    replicas: int,
+    container: dict[str, Any],
+    *,
+    templates: tuple[PodTemplate | None, ...] = (),
+) -> dict[str, Any]:
+    template: dict[str, Any] = {
+        "metadata": {"labels": {**labels, **pod_labels}},
+        "spec": {"containers": [container], "terminationGracePeriodSeconds": 10},
+    }
+    for extra in templates:  # the user's, in order
+        template = merge_pod(template, extra, container["name"])
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": {"name": name, "labels": dict(labels)},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": dict(labels)},
-            "template": {
-                "metadata": {"labels": {**labels, **pod_labels}},
-                "spec": {"containers": [container], "terminationGracePeriodSeconds": 10},
-            },
+        "metadata": {
+            "name": name,
+            "labels": dict(labels),
+            "annotations": {APPLIED_TEMPLATE: json.dumps(template, sort_keys=True, separators=(",", ":"))},
         },
+        "spec": {"replicas": replicas, "selector": {"matchLabels": dict(labels)}, "template": template},
     }
+
+
+def merge_patch_to(applied: Any, wanted: Any) -> Any:
+    """A JSON merge patch (RFC 7386) that turns what was applied into what is wanted.
+
+    Keys that were applied and are no longer wanted become ``null``; objects are compared key by
+    key, anything else (lists included) is replaced. Keys the operator never applied (another
+    controller's) are left alone.
+    """
+    if not isinstance(applied, dict) or not isinstance(wanted, dict):
+        return wanted
+    patch: dict[str, Any] = {key: None for key in applied if key not in wanted}
+    for key, value in wanted.items():
+        patch[key] = merge_patch_to(applied.get(key), value) if key in applied else value
+    return patch
 
 
 def cpu_deployment(svc: InferenceService) -> dict[str, Any]:
@@ -177,7 +206,8 @@ def cpu_deployment(svc: InferenceService) -> dict[str, Any]:
     labels = component_labels(name, CPU_REPLICA)
     container = _server_container(svc, accelerator=False)
     role = {ROLE_LABEL: MODEL_SERVER_ROLE}
-    return dict(_deployment(cpu_deployment_name(name), labels, role, svc.spec.replicas.min, container))
+    templates = (svc.spec.template,)
+    return _deployment(cpu_deployment_name(name), labels, role, svc.spec.replicas.min, container, templates=templates)
 
 
 def gpu_deployment(svc: InferenceService) -> dict[str, Any]:
@@ -186,7 +216,8 @@ def gpu_deployment(svc: InferenceService) -> dict[str, Any]:
     labels = component_labels(name, GPU_REPLICA)
     container = _server_container(svc, accelerator=True)
     role = {ROLE_LABEL: MODEL_SERVER_ROLE}
-    return dict(_deployment(gpu_deployment_name(name), labels, role, svc.spec.gpu.count, container))
+    templates = (layer(svc.spec.template, svc.spec.gpu.template),)
+    return _deployment(gpu_deployment_name(name), labels, role, svc.spec.gpu.count, container, templates=templates)
 
 
 def router_deployment(svc: InferenceService) -> dict[str, Any]:
@@ -205,7 +236,7 @@ def router_deployment(svc: InferenceService) -> dict[str, Any]:
         # Ready once it answers: the operator registers the replicas through the Service.
         "readinessProbe": {"httpGet": {"path": STATS_PATH, "port": ROUTER_PORT}, "periodSeconds": 2},
     }
-    return dict(_deployment(router_deployment_name(name), labels, {}, 1, container))
+    return _deployment(router_deployment_name(name), labels, {}, 1, container, templates=(svc.spec.router_template,))
 
 
 def router_service(svc: InferenceService) -> dict[str, Any]:

@@ -21,6 +21,8 @@ from pydantic import Field
 
 from mlscale.api import ApiModel
 
+_JOINED = ("env", "envFrom", "volumeMounts", "ports")
+"""Container fields that are lists the template's entries join (the operator's first)."""
 RESERVED_LABEL_PREFIXES = ("mlscale.dev/", "app.kubernetes.io/", "spark-")
 """Label keys the operator and Spark set on the pods they create (selection depends on them)."""
 
@@ -98,7 +100,7 @@ def template_problems(
         for field, fix in owned_container_fields.items():
             if field in item:
                 problems.append(f"spec.containers[{container}].{field}: {fix}")
-        for key in ("env", "envFrom", "volumeMounts", "ports"):
+        for key in _JOINED:
             if not isinstance(item.get(key, []), list):
                 problems.append(f"spec.containers[{container}].{key}: must be a list")
     problems += [
@@ -141,7 +143,7 @@ def merge_pod(pod: dict[str, Any], template: PodTemplate | None, container: str)
     for own in ours["containers"]:
         extra = theirs.pop(own["name"], {}) if own["name"] == container else {}
         merged = {**extra, **own}
-        for key in ("env", "envFrom", "volumeMounts", "ports"):
+        for key in _JOINED:
             joined = [*own.get(key, []), *extra.get(key, [])]
             if joined:
                 merged[key] = joined
@@ -153,3 +155,34 @@ def merge_pod(pod: dict[str, Any], template: PodTemplate | None, container: str)
     if annotations:
         metadata["annotations"] = annotations
     return {**pod, "metadata": metadata, "spec": spec}
+
+
+def layer(base: PodTemplate | None, over: PodTemplate | None) -> PodTemplate | None:
+    """One template of two, ``over``'s fields replacing ``base``'s (e.g. GPU replicas over all replicas).
+
+    Labels, annotations and pod fields: ``over``'s win. Volumes, containers and init containers
+    are joined by name; a container in both is merged, ``over``'s fields winning and its
+    ``env``, ``envFrom``, ``volumeMounts`` and ``ports`` appended to ``base``'s.
+    """
+    if base is None or over is None:
+        return over if base is None else base
+    spec: dict[str, Any] = {**base.spec, **over.spec}
+    for field in ("volumes", "containers", "initContainers"):
+        joined = {item["name"]: item for item in base.spec.get(field, [])}
+        for item in over.spec.get(field, []):
+            below = joined.get(item["name"])
+            if below is None or field == "volumes":
+                joined[item["name"]] = item
+                continue
+            merged = {**below, **item}
+            for key in _JOINED:
+                if key in below or key in item:
+                    merged[key] = [*below.get(key, []), *item.get(key, [])]
+            joined[item["name"]] = merged
+        if joined:
+            spec[field] = list(joined.values())
+    metadata = PodTemplateMetadata(
+        labels={**base.metadata.labels, **over.metadata.labels},
+        annotations={**base.metadata.annotations, **over.metadata.annotations},
+    )
+    return type(over).model_construct(metadata=metadata, spec=spec)

@@ -8,12 +8,79 @@ from typing import Any, Final, Literal
 from pydantic import Field, model_validator
 
 from mlscale.api import ApiModel, Condition, CpuQuantity, MemoryQuantity, Resource, StatusModel, check_core_range
+from mlscale.podtemplate import PodTemplate, template_problems
 
 KIND: Final = "InferenceService"
 PLURAL = "inferenceservices"
 
 Phase = Literal["Pending", "Running", "Failed"]
 BUILDER_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_]*$"
+SERVER_CONTAINER: Final = "server"
+"""Name of the model-server container in each replica pod."""
+ROUTER_CONTAINER: Final = "router"
+"""Name of the router's container."""
+_OWNED_POD_FIELDS = {
+    "restartPolicy": "a Deployment's pods always restart (Always); remove it",
+    "terminationGracePeriodSeconds": "the operator gives its pods 10 s to stop; remove it",
+}
+
+
+class ReplicaTemplate(PodTemplate):
+    """Fields added to model-server replica pods, as in a core/v1 PodTemplateSpec (cluster only).
+
+    Node selector, tolerations (a GPU pool's taint), affinity, security context, image pull
+    secrets, volumes, sidecars; the container named ``server`` adds its ``env``,
+    ``volumeMounts`` and other fields to the model server's. Ignored on one machine.
+    """
+
+    @model_validator(mode="after")
+    def _fits(self) -> ReplicaTemplate:
+        problems = template_problems(
+            self,
+            container=SERVER_CONTAINER,
+            owned_container_fields={
+                "image": "replicas run spec.image; set it there",
+                "command": "replicas run roma.server, built from the spec; remove it",
+                "args": "replicas run roma.server, built from the spec; remove it",
+                "resources": "a replica's CPU comes from spec.cpu, its memory from spec.memory and its GPU from "
+                "spec.gpu; remove resources",
+                "resizePolicy": "the operator resizes the CPU in place (NotRequired); remove it",
+                "readinessProbe": "the router takes a replica once it answers /v2/health/ready; remove it",
+            },
+            owned_pod_fields=_OWNED_POD_FIELDS,
+            reserved_volumes={},
+        )
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
+class RouterTemplate(PodTemplate):
+    """Fields added to the router pod, as in a core/v1 PodTemplateSpec (cluster only).
+
+    Node selector, tolerations, affinity, security context, image pull secrets, sidecars; the
+    container named ``router`` adds its ``env`` and other fields to the router's. Ignored on one
+    machine.
+    """
+
+    @model_validator(mode="after")
+    def _fits(self) -> RouterTemplate:
+        problems = template_problems(
+            self,
+            container=ROUTER_CONTAINER,
+            owned_container_fields={
+                "image": "the router runs spec.image; set it there",
+                "command": "the router runs roma.router, built from the spec; remove it",
+                "args": "the router runs roma.router, built from the spec; remove it",
+                "resources": "the router's CPU and memory are the operator's (500m, 512Mi); remove resources",
+                "readinessProbe": "the router is ready once it answers /stats; remove it",
+            },
+            owned_pod_fields=_OWNED_POD_FIELDS,
+            reserved_volumes={},
+        )
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
 
 class ModelSource(ApiModel):
@@ -80,6 +147,9 @@ class Gpu(ApiModel):
     """Extended resource a GPU replica requests."""
     alpha: float = Field(default=0.2, ge=0, lt=1)
     """Margin of the dispatcher: a model needs the GPU once its response time reaches (1 − alpha)·SLO."""
+    template: ReplicaTemplate | None = None
+    """Fields added to GPU replica pods after `spec.template`'s (a GPU pool's node selector and
+    taint, say), as in a core/v1 PodTemplateSpec. Cluster only."""
 
 
 class Batching(ApiModel):
@@ -135,6 +205,13 @@ class InferenceServiceSpec(ApiModel):
     """Regulator settings."""
     image: str | None = None
     """Container image of the model server and router in a cluster."""
+    template: ReplicaTemplate | None = None
+    """Fields added to every model-server replica pod, CPU and GPU (node selector, tolerations,
+    env, volumes, sidecars, ...), as in a core/v1 PodTemplateSpec; the container named `server`
+    is the model server's. Cluster only."""
+    router_template: RouterTemplate | None = None
+    """Fields added to the router pod (image pull secrets, node selector, ...), as in a core/v1
+    PodTemplateSpec; the container named `router` is the router's. Cluster only."""
 
 
 class ReplicaAllocation(StatusModel):

@@ -14,7 +14,7 @@ import kubernetes_validate
 import pytest
 
 from controllers.kube import adopt
-from controllers.servingpods import children, service_labels
+from controllers.servingpods import children, merge_patch_to, service_labels
 from roma.api import InferenceService
 from tests.operator.harness import NAMESPACE, Cluster, RunningOperator
 from tests.operator.inferenceservice_helpers import (
@@ -214,3 +214,102 @@ def test_children_are_valid_kubernetes_objects(gpu_count: int) -> None:
     for obj in objects:
         # In-place resize (resizePolicy, pods/resize) needs Kubernetes 1.33.
         kubernetes_validate.validate(obj, "1.33", strict=True)
+
+
+GPU_TAINT = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+SPOT = {"key": "spot", "operator": "Exists", "effect": "NoSchedule"}
+
+
+def templated(**spec: Any) -> dict[str, Any]:
+    """A service with templates for every replica (a toleration, a model cache), the GPU ones and the router."""
+    body = service(gpu=GPU, **spec)
+    body["spec"]["template"] = {
+        "metadata": {"labels": {"team": "vision"}},
+        "spec": {
+            "nodeSelector": {"pool": "serving"},
+            "tolerations": [SPOT],
+            "volumes": [{"name": "models", "persistentVolumeClaim": {"claimName": "model-cache"}}],
+            "containers": [{"name": "server", "volumeMounts": [{"name": "models", "mountPath": "/models"}]}],
+        },
+    }
+    body["spec"]["gpu"] = {**GPU, "template": {"spec": {"nodeSelector": {"pool": "gpu"}, "tolerations": [GPU_TAINT]}}}
+    body["spec"]["routerTemplate"] = {"spec": {"imagePullSecrets": [{"name": "registry"}]}}
+    return body
+
+
+async def test_templates_reach_the_replicas_the_gpu_replicas_and_the_router(
+    router: FakeRouter, operator: RunningOperator, cluster: Cluster
+) -> None:
+    await start(cluster, templated())
+    deployments = by_component(items(await cluster.get(DEPLOYMENTS)))
+    cpu = deployments["cpu-replica"]["spec"]["template"]
+    assert cpu["spec"]["nodeSelector"] == {"pool": "serving"}
+    assert cpu["spec"]["tolerations"] == [SPOT]
+    assert cpu["metadata"]["labels"]["team"] == "vision"
+    (server,) = cpu["spec"]["containers"]
+    assert server["volumeMounts"] == [{"name": "models", "mountPath": "/models"}]
+    assert server["resizePolicy"][0] == {"resourceName": "cpu", "restartPolicy": "NotRequired"}
+    # The GPU replicas take spec.template, then spec.gpu.template's fields over it.
+    gpu = deployments["gpu-replica"]["spec"]["template"]
+    assert gpu["spec"]["nodeSelector"] == {"pool": "gpu"}
+    assert gpu["spec"]["tolerations"] == [GPU_TAINT]
+    assert [v["name"] for v in gpu["spec"]["volumes"]] == ["models"]
+    router_pod = deployments["router"]["spec"]["template"]
+    assert router_pod["spec"]["imagePullSecrets"] == [{"name": "registry"}]
+    assert "nodeSelector" not in router_pod["spec"]
+
+
+async def test_a_template_update_removes_what_the_spec_dropped_and_keeps_what_others_added(
+    router: FakeRouter, operator: RunningOperator, cluster: Cluster
+) -> None:
+    await start(cluster, templated())
+    # Another hand on the Deployment: `kubectl rollout restart` stamps the pod template.
+    stamp = {"kubectl.kubernetes.io/restartedAt": "2026-12-07T10:00:00Z"}
+    await cluster.patch(f"{DEPLOYMENTS}/cnn-cpu", {"spec": {"template": {"metadata": {"annotations": stamp}}}})
+    spec = copy.deepcopy(templated()["spec"])
+    spec["template"]["spec"]["nodeSelector"] = None  # a merge patch removes a field with null
+    spec["template"]["spec"]["tolerations"] = []
+    await cluster.patch(service_path(), {"metadata": {"generation": 2}, "spec": spec})
+
+    def updated(o: dict[str, Any] | None) -> bool:
+        return "nodeSelector" not in (o or {})["spec"]["template"]["spec"]
+
+    cpu = await cluster.wait_for(f"{DEPLOYMENTS}/cnn-cpu", updated)
+    template = (cpu or {})["spec"]["template"]
+    assert template["spec"]["tolerations"] == []
+    assert template["metadata"]["annotations"] == stamp
+    assert template["metadata"]["labels"]["team"] == "vision"
+
+
+async def test_replica_template_that_sets_what_the_operator_decides_is_refused(
+    router: FakeRouter, operator: RunningOperator, cluster: Cluster
+) -> None:
+    body = service()
+    body["spec"]["template"] = {
+        "spec": {"containers": [{"name": "server", "resources": {"limits": {"cpu": "4"}}, "readinessProbe": {}}]}
+    }
+    body["spec"]["routerTemplate"] = {"metadata": {"labels": {"mlscale.dev/role": "mine"}}}
+    await cluster.create(f"{BASE}/inferenceservices", body)
+    obj = await cluster.wait_for(service_path(), lambda o: condition_is(o, "Accepted", "False"))
+    message = (condition(obj, "Accepted") or {})["message"]
+    assert "spec.template: spec.containers[server].resources: a replica's CPU comes from spec.cpu" in message
+    assert "spec.containers[server].readinessProbe: the router takes a replica once it answers" in message
+    assert "spec.routerTemplate: metadata.labels.mlscale.dev/role" in message
+    assert items(await cluster.get(DEPLOYMENTS)) == []
+
+
+def test_templated_children_are_valid_kubernetes_objects() -> None:
+    body = templated()
+    body["metadata"]["uid"] = "0b0f6c4e-0000-4000-8000-000000000003"
+    svc = InferenceService.model_validate(body)
+    for _, _, child in children(svc):
+        kubernetes_validate.validate(adopt(child, body, service_labels("cnn")), "1.33", strict=True)
+
+
+def test_merge_patch_to_nulls_only_what_was_applied() -> None:
+    applied = {"spec": {"nodeSelector": {"pool": "a"}, "tolerations": [1], "keep": {"x": 1, "y": 2}}}
+    wanted = {"spec": {"tolerations": [], "keep": {"x": 1}}}
+    assert merge_patch_to(applied, wanted) == {
+        "spec": {"nodeSelector": None, "tolerations": [], "keep": {"y": None, "x": 1}}
+    }
+    assert merge_patch_to({}, wanted) == wanted  # nothing known applied: nothing removed

@@ -12,7 +12,7 @@ from controllers.kube import child_labels
 from controllers.sparkpods import executor_labels
 from dynaspark.api import DeadlineJob
 from mlscale.api import format_validation_error
-from mlscale.podtemplate import RESERVED_LABEL_PREFIXES, PodTemplate, merge_pod
+from mlscale.podtemplate import RESERVED_LABEL_PREFIXES, PodTemplate, layer, merge_pod
 
 POD: dict[str, Any] = {
     "apiVersion": "v1",
@@ -198,3 +198,36 @@ def test_a_template_of_what_the_operator_leaves_open_is_valid() -> None:
 def test_every_label_the_operator_puts_on_a_pod_is_reserved() -> None:
     keys = {*child_labels("DeadlineJob", "job", "driver"), *executor_labels("job"), "spark-role"}
     assert all(key.startswith(RESERVED_LABEL_PREFIXES) for key in keys)
+
+
+def test_a_layered_template_takes_the_upper_fields_and_joins_the_rest_by_name() -> None:
+    base = PodTemplate.model_validate(
+        {
+            "metadata": {"labels": {"team": "a", "tier": "cpu"}},
+            "spec": {
+                "nodeSelector": {"pool": "serving"},
+                "volumes": [{"name": "models", "emptyDir": {}}],
+                "containers": [{"name": "server", "env": [{"name": "A", "value": "1"}], "workingDir": "/a"}],
+            },
+        }
+    )
+    over = PodTemplate.model_validate(
+        {
+            "metadata": {"labels": {"tier": "gpu"}},
+            "spec": {
+                "nodeSelector": {"pool": "gpu"},
+                "volumes": [{"name": "models", "hostPath": {"path": "/m"}}, {"name": "cuda", "emptyDir": {}}],
+                "containers": [{"name": "server", "env": [{"name": "B", "value": "2"}], "workingDir": "/b"}],
+            },
+        }
+    )
+    layered = layer(base, over)
+    assert layered is not None
+    assert layered.metadata.labels == {"team": "a", "tier": "gpu"}
+    assert layered.spec["nodeSelector"] == {"pool": "gpu"}
+    assert layered.spec["volumes"] == [{"name": "models", "hostPath": {"path": "/m"}}, {"name": "cuda", "emptyDir": {}}]
+    (server,) = layered.spec["containers"]
+    assert server["env"] == [{"name": "A", "value": "1"}, {"name": "B", "value": "2"}]
+    assert server["workingDir"] == "/b"
+    assert layer(None, over) is over
+    assert layer(base, None) is base
