@@ -120,10 +120,11 @@ async def available_cores(api: KubeApi, pods: Mapping[str, ExecutorPod]) -> floa
         except KubeError as exc:
             log.debug("cannot list the pods on node %s: %s", node, exc)
             return None
+        live = [p for p in neighbours if (p.get("status") or {}).get("phase") not in _ENDED]
+        # Other pods' requests, and our executors' sidecars (a template's): the executor containers share the rest.
         used = sum(
-            pod_cpu(p)
-            for p in neighbours
-            if (p.get("metadata") or {}).get("name") not in ours and (p.get("status") or {}).get("phase") not in _ENDED
+            pod_cpu(p) if (p.get("metadata") or {}).get("name") not in ours else pod_cpu(p, besides=EXECUTOR_CONTAINER)
+            for p in live
         )
         total += max(0.0, allocatable - used)
     return total

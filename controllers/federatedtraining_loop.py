@@ -40,7 +40,7 @@ from controllers.federatedtraining_status import (
 )
 from controllers.flpods import coordinator_pod_name, coordinator_service_name, training_labels
 from controllers.kube import KubeApi, KubeError, core_path, group_path, owner_document, patch_status, scoped_api
-from hyperfl.api import FederatedTraining, FederatedTrainingStatus
+from hyperfl.api import COORDINATOR_CONTAINER, FederatedTraining, FederatedTrainingStatus
 from hyperfl.coordinator_status import STATUS_PATH, parse_status_document
 from mlscale import API_GROUP_VERSION
 from mlscale.api import SUBMITTED, find_condition, utcnow
@@ -173,7 +173,7 @@ class TrainingFollower:
         name = job.metadata.name
         pods = await self.api.list(core_path("pods", namespace), training_labels(name))
         coordinator = next((p for p in pods if p["metadata"]["name"] == coordinator_pod_name(name)), None)
-        pod_phase = ((coordinator or {}).get("status") or {}).get("phase")
+        pod_phase = coordinator_phase(coordinator)
         reported = await read_coordinator(self.http, coordinator_url(name, namespace), self.logger)
         if pod_phase in ("Failed", "Succeeded") and (pod_phase == "Failed" or reported is None):
             step = follow(job, current, reported, now=now)
@@ -221,10 +221,29 @@ def _is_true(status: FederatedTrainingStatus, type_: str) -> bool:
     return condition is not None and condition.status == "True"
 
 
+def _coordinator_terminated(pod: dict[str, Any] | None) -> dict[str, Any] | None:
+    for container in ((pod or {}).get("status") or {}).get("containerStatuses") or []:
+        if container.get("name") == COORDINATOR_CONTAINER:
+            terminated = (container.get("state") or {}).get("terminated")
+            return dict(terminated) if terminated else None
+    return None
+
+
+def coordinator_phase(pod: dict[str, Any] | None) -> str | None:
+    """The coordinator's phase: its pod's, or ``Succeeded`` once the ``coordinator`` container exited cleanly.
+
+    A sidecar the coordinator template adds may keep the pod running after the rounds ended.
+    """
+    terminated = _coordinator_terminated(pod)
+    if terminated is not None and terminated.get("exitCode") == 0:
+        return "Succeeded"
+    phase = ((pod or {}).get("status") or {}).get("phase")
+    return None if phase is None else str(phase)
+
+
 def _pod_message(pod: dict[str, Any]) -> str:
     status = pod.get("status") or {}
-    for container in status.get("containerStatuses") or []:
-        terminated = (container.get("state") or {}).get("terminated")
-        if terminated:
-            return f"exit code {terminated.get('exitCode')}, {terminated.get('reason', 'no reason given')}"
+    terminated = _coordinator_terminated(pod)
+    if terminated:
+        return f"exit code {terminated.get('exitCode')}, {terminated.get('reason', 'no reason given')}"
     return str(status.get("message") or status.get("reason") or "no reason given")

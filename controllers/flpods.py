@@ -108,7 +108,10 @@ def _resource_document(job: FederatedTraining) -> str:
         "apiVersion": job.api_version,
         "kind": job.kind,
         "metadata": {"name": job.metadata.name, "namespace": job.metadata.namespace},
-        "spec": job.spec.model_dump(mode="json", by_alias=True, exclude_none=True),
+        # The pod templates shape pods, which the coordinator never builds: left out.
+        "spec": job.spec.model_dump(
+            mode="json", by_alias=True, exclude_none=True, exclude={"coordinator_template", "client_template"}
+        ),
     }
     return json.dumps(document, separators=(",", ":"))
 

@@ -336,9 +336,19 @@ def container_cpu(container: Mapping[str, Any]) -> float | None:
         return None
 
 
-def pod_cpu(pod: Mapping[str, Any]) -> float:
-    """CPU requested by all of a pod's containers, in cores."""
-    return sum(container_cpu(c) or 0.0 for c in (pod.get("spec") or {}).get("containers") or [])
+def pod_cpu(pod: Mapping[str, Any], *, besides: str | None = None) -> float:
+    """CPU requested by a pod's containers and native sidecars, in cores.
+
+    Args:
+        pod: The pod.
+        besides: A container to leave out (the one whose CPU the caller decides).
+    """
+    spec = pod.get("spec") or {}
+    sidecars = [c for c in spec.get("initContainers") or [] if c.get("restartPolicy") == "Always"]
+    containers = [
+        c for c in [*(spec.get("containers") or []), *sidecars] if besides is None or c.get("name") != besides
+    ]
+    return sum(container_cpu(c) or 0.0 for c in containers)
 
 
 POD_PROBLEMS = frozenset(

@@ -177,6 +177,8 @@ async def node_share(api: KubeApi, namespace: str, name: str, pods: Sequence[Rep
                 key = f"{meta.get('namespace', '')}/{owner}"
                 if key != ours:
                     others.setdefault(key, []).append(pod_cpu(pod))
+                else:
+                    fixed += pod_cpu(pod, besides=SERVER_CONTAINER)  # a template's sidecars: not ours to share
                 continue
             fixed += pod_cpu(pod)  # routers, GPU replicas, other workloads: not arbitrated
         capacity += max(0.0, allocatable - fixed)

@@ -194,7 +194,12 @@ def merge_patch_to(applied: Any, wanted: Any) -> Any:
     """
     if not isinstance(applied, dict) or not isinstance(wanted, dict):
         return wanted
-    patch: dict[str, Any] = {key: None for key in applied if key not in wanted}
+    # A map dropped whole: null only the keys the operator applied (another hand's stay).
+    patch: dict[str, Any] = {
+        key: {k: None for k in value} if isinstance(value, dict) and value else None
+        for key, value in applied.items()
+        if key not in wanted
+    }
     for key, value in wanted.items():
         patch[key] = merge_patch_to(applied.get(key), value) if key in applied else value
     return patch

@@ -138,6 +138,7 @@ class CoordinatorTemplate(PodTemplate):
                 "image": "the coordinator runs spec.image; set it there",
                 "command": "the coordinator runs hyperfl.coordinator, built from the spec; remove it",
                 "args": "the coordinator runs hyperfl.coordinator, built from the spec; remove it",
+                "readinessProbe": "the coordinator is ready once its status server answers; remove it",
             },
             owned_pod_fields={
                 "restartPolicy": "a crashed coordinator restarts in its pod and resumes (OnFailure); remove it"
@@ -167,6 +168,7 @@ class ClientTemplate(PodTemplate):
                 "command": "clients run hyperfl.worker, built from the spec; remove it",
                 "args": "clients run hyperfl.worker, built from the spec; remove it",
                 "resources": "a client's CPU and memory come from spec.clientResources; remove resources",
+                "readinessProbe": "a client is ready once its worker answers /healthz; remove it",
             },
             owned_pod_fields={
                 "restartPolicy": "a client pod restarts its worker (Always); remove it",

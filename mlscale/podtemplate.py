@@ -23,6 +23,8 @@ from mlscale.api import ApiModel
 
 _JOINED = ("env", "envFrom", "volumeMounts", "ports")
 """Container fields that are lists the template's entries join (the operator's first)."""
+OPERATOR_ENV_PREFIX = "MLSCALE_"
+"""Environment variables the operator sets in its containers (a template's would override them)."""
 RESERVED_LABEL_PREFIXES = ("mlscale.dev/", "app.kubernetes.io/", "spark-")
 """Label keys the operator and Spark set on the pods they create (selection depends on them)."""
 
@@ -103,6 +105,12 @@ def template_problems(
         for key in _JOINED:
             if not isinstance(item.get(key, []), list):
                 problems.append(f"spec.containers[{container}].{key}: must be a list")
+        problems += [
+            f"spec.containers[{container}].env[{name}]: variables under {OPERATOR_ENV_PREFIX} are the operator's; "
+            "choose another name"
+            for name in _env_names(item)
+            if name.startswith(OPERATOR_ENV_PREFIX)
+        ]
     problems += [
         f"spec.volumes[{v['name']}]: the operator's volume of that name holds {reserved_volumes[v['name']]}; "
         "rename yours"
@@ -110,6 +118,11 @@ def template_problems(
         if v["name"] in reserved_volumes
     ]
     return problems
+
+
+def _env_names(container: Mapping[str, Any]) -> list[str]:
+    env = container.get("env", [])
+    return [str(e.get("name")) for e in env if isinstance(e, dict)] if isinstance(env, list) else []
 
 
 def _named_objects(items: Any) -> bool:
@@ -177,7 +190,7 @@ def layer(base: PodTemplate | None, over: PodTemplate | None) -> PodTemplate | N
             merged = {**below, **item}
             for key in _JOINED:
                 if key in below or key in item:
-                    merged[key] = [*below.get(key, []), *item.get(key, [])]
+                    merged[key] = _join_keyed(below.get(key, []), item.get(key, []), _LIST_KEYS[key])
             joined[item["name"]] = merged
         if joined:
             spec[field] = list(joined.values())
@@ -185,4 +198,16 @@ def layer(base: PodTemplate | None, over: PodTemplate | None) -> PodTemplate | N
         labels={**base.metadata.labels, **over.metadata.labels},
         annotations={**base.metadata.annotations, **over.metadata.annotations},
     )
-    return type(over).model_construct(metadata=metadata, spec=spec)
+    # Validated as the upper template is: names given twice across the two, fields the operator owns.
+    return type(over).model_validate({"metadata": metadata.model_dump(), "spec": spec})
+
+
+_LIST_KEYS = {"env": "name", "envFrom": None, "volumeMounts": "mountPath", "ports": "containerPort"}
+"""What identifies an entry of each joined list (an upper entry replaces a lower one with the same)."""
+
+
+def _join_keyed(below: list[Any], above: list[Any], key: str | None) -> list[Any]:
+    if key is None:
+        return [*below, *above]
+    replaced = {entry.get(key) for entry in above if isinstance(entry, dict)}
+    return [*(e for e in below if not (isinstance(e, dict) and e.get(key) in replaced)), *above]

@@ -5,10 +5,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Final, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationError, model_validator
 
 from mlscale.api import ApiModel, Condition, CpuQuantity, MemoryQuantity, Resource, StatusModel, check_core_range
-from mlscale.podtemplate import PodTemplate, template_problems
+from mlscale.podtemplate import PodTemplate, layer, template_problems
 
 KIND: Final = "InferenceService"
 PLURAL = "inferenceservices"
@@ -212,6 +212,15 @@ class InferenceServiceSpec(ApiModel):
     router_template: RouterTemplate | None = None
     """Fields added to the router pod (image pull secrets, node selector, ...), as in a core/v1
     PodTemplateSpec; the container named `router` is the router's. Cluster only."""
+
+    @model_validator(mode="after")
+    def _gpu_template_layers(self) -> InferenceServiceSpec:
+        try:
+            layer(self.template, self.gpu.template)
+        except ValidationError as exc:
+            reasons = "; ".join(str(error["msg"]).removeprefix("Value error, ") for error in exc.errors())
+            raise ValueError(f"spec.gpu.template over spec.template: {reasons}") from exc
+        return self
 
 
 class ReplicaAllocation(StatusModel):

@@ -17,6 +17,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from controllers.federatedtraining_loop import coordinator_phase
 from hyperfl.api import HISTORY_LIMIT, FederatedTrainingStatus, RoundRecord
 from hyperfl.coordinator_status import StatusPublisher
 from mlscale.api import Condition
@@ -441,3 +442,14 @@ async def test_failed_coordinator_pod_fails_the_run(
     assert all(e["type"] == "Warning" for e in failed)
     assert any("OOMKilled" in e["message"] for e in failed)
     await cluster.wait_for(PODS, lambda o: not of_component(o_items(o), "client"))
+
+
+def test_the_coordinator_ends_with_its_container_whatever_a_sidecar_does() -> None:
+    sidecar = {"name": "aaa-log-shipper", "state": {"running": {}}}
+    done = {"name": "coordinator", "state": {"terminated": {"exitCode": 0, "reason": "Completed"}}}
+    assert coordinator_phase({"status": {"phase": "Running", "containerStatuses": [sidecar, done]}}) == "Succeeded"
+    crashed = {"name": "coordinator", "state": {"terminated": {"exitCode": 1, "reason": "Error"}}}
+    # OnFailure: a crashed coordinator restarts in its pod, which stays Running.
+    assert coordinator_phase({"status": {"phase": "Running", "containerStatuses": [sidecar, crashed]}}) == "Running"
+    assert coordinator_phase({"status": {"phase": "Failed", "containerStatuses": [sidecar, crashed]}}) == "Failed"
+    assert coordinator_phase(None) is None

@@ -12,8 +12,9 @@ from typing import Any
 
 import kubernetes_validate
 import pytest
+from pydantic import ValidationError
 
-from controllers.kube import adopt
+from controllers.kube import adopt, pod_cpu
 from controllers.servingpods import children, merge_patch_to, service_labels
 from roma.api import InferenceService
 from tests.operator.harness import NAMESPACE, Cluster, RunningOperator
@@ -272,7 +273,7 @@ async def test_a_template_update_removes_what_the_spec_dropped_and_keeps_what_ot
     await cluster.patch(service_path(), {"metadata": {"generation": 2}, "spec": spec})
 
     def updated(o: dict[str, Any] | None) -> bool:
-        return "nodeSelector" not in (o or {})["spec"]["template"]["spec"]
+        return not (o or {})["spec"]["template"]["spec"].get("nodeSelector")  # gone, or left empty
 
     cpu = await cluster.wait_for(f"{DEPLOYMENTS}/cnn-cpu", updated)
     template = (cpu or {})["spec"]["template"]
@@ -310,6 +311,37 @@ def test_merge_patch_to_nulls_only_what_was_applied() -> None:
     applied = {"spec": {"nodeSelector": {"pool": "a"}, "tolerations": [1], "keep": {"x": 1, "y": 2}}}
     wanted = {"spec": {"tolerations": [], "keep": {"x": 1}}}
     assert merge_patch_to(applied, wanted) == {
-        "spec": {"nodeSelector": None, "tolerations": [], "keep": {"y": None, "x": 1}}
+        "spec": {"nodeSelector": {"pool": None}, "tolerations": [], "keep": {"y": None, "x": 1}}
     }
     assert merge_patch_to({}, wanted) == wanted  # nothing known applied: nothing removed
+    # A map dropped whole: only the keys the operator put there go.
+    dropped = merge_patch_to({"metadata": {"annotations": {"ours": "1"}}}, {"metadata": {}})
+    assert dropped == {"metadata": {"annotations": {"ours": None}}}
+
+
+def test_a_gpu_template_that_clashes_with_the_replica_template_is_refused() -> None:
+    body = service(gpu=GPU)
+    body["spec"]["template"] = {"spec": {"containers": [{"name": "log-shipper", "image": "x"}]}}
+    body["spec"]["gpu"] = {**GPU, "template": {"spec": {"initContainers": [{"name": "log-shipper", "image": "y"}]}}}
+    with pytest.raises(ValidationError) as caught:
+        InferenceService.model_validate(body)
+    assert "spec.gpu.template over spec.template: spec.containers[log-shipper]: more than one container" in str(
+        caught.value
+    )
+
+
+def test_sidecars_of_our_replicas_are_not_shared_out() -> None:
+    pod = {
+        "spec": {
+            "containers": [
+                {"name": "server", "resources": {"requests": {"cpu": "1500m"}}},
+                {"name": "log-shipper", "resources": {"requests": {"cpu": "100m"}}},
+            ],
+            "initContainers": [
+                {"name": "proxy", "restartPolicy": "Always", "resources": {"requests": {"cpu": "200m"}}},
+                {"name": "fetch", "resources": {"requests": {"cpu": "4"}}},  # done before the others start
+            ],
+        }
+    }
+    assert pod_cpu(pod) == pytest.approx(1.8)
+    assert pod_cpu(pod, besides="server") == pytest.approx(0.3)

@@ -231,3 +231,24 @@ def test_a_layered_template_takes_the_upper_fields_and_joins_the_rest_by_name() 
     assert server["workingDir"] == "/b"
     assert layer(None, over) is over
     assert layer(base, None) is base
+
+
+def test_a_layered_container_replaces_entries_with_the_same_key() -> None:
+    base = PodTemplate.model_validate(
+        {"spec": {"containers": [{"name": "server", "env": [{"name": "A", "value": "1"}],
+                                  "volumeMounts": [{"name": "m", "mountPath": "/models"}]}]}}
+    )  # fmt: skip
+    over = PodTemplate.model_validate(
+        {"spec": {"containers": [{"name": "server", "env": [{"name": "A", "value": "2"}],
+                                  "volumeMounts": [{"name": "gpu-m", "mountPath": "/models"}]}]}}
+    )  # fmt: skip
+    layered = layer(base, over)
+    assert layered is not None
+    (server,) = layered.spec["containers"]
+    assert server["env"] == [{"name": "A", "value": "2"}]
+    assert server["volumeMounts"] == [{"name": "gpu-m", "mountPath": "/models"}]
+
+
+def test_operator_variables_are_refused() -> None:
+    (line,) = errors_of(executors={"spec": {"containers": [{"name": "executor", "env": [{"name": "MLSCALE_X"}]}]}})
+    assert "spec.containers[executor].env[MLSCALE_X]: variables under MLSCALE_ are the operator's" in line
