@@ -53,6 +53,7 @@ from controllers.kube import (
     KubeApi,
     KubeError,
     NotFoundError,
+    container_terminated,
     core_path,
     group_path,
     is_being_created,
@@ -502,11 +503,7 @@ def driver_terminated(driver: dict[str, Any] | None) -> dict[str, Any] | None:
     The application ends with that container: a sidecar the driver template adds may keep the
     pod running after it.
     """
-    for container in ((driver or {}).get("status") or {}).get("containerStatuses") or []:
-        if container.get("name") == DRIVER_CONTAINER:
-            terminated = (container.get("state") or {}).get("terminated")
-            return dict(terminated) if terminated else None
-    return None
+    return container_terminated(driver, DRIVER_CONTAINER)
 
 
 def driver_end_s(driver: dict[str, Any] | None) -> float | None:

@@ -39,7 +39,16 @@ from controllers.federatedtraining_status import (
     follow,
 )
 from controllers.flpods import coordinator_pod_name, coordinator_service_name, training_labels
-from controllers.kube import KubeApi, KubeError, core_path, group_path, owner_document, patch_status, scoped_api
+from controllers.kube import (
+    KubeApi,
+    KubeError,
+    container_terminated,
+    core_path,
+    group_path,
+    owner_document,
+    patch_status,
+    scoped_api,
+)
 from hyperfl.api import COORDINATOR_CONTAINER, FederatedTraining, FederatedTrainingStatus
 from hyperfl.coordinator_status import STATUS_PATH, parse_status_document
 from mlscale import API_GROUP_VERSION
@@ -221,20 +230,12 @@ def _is_true(status: FederatedTrainingStatus, type_: str) -> bool:
     return condition is not None and condition.status == "True"
 
 
-def _coordinator_terminated(pod: dict[str, Any] | None) -> dict[str, Any] | None:
-    for container in ((pod or {}).get("status") or {}).get("containerStatuses") or []:
-        if container.get("name") == COORDINATOR_CONTAINER:
-            terminated = (container.get("state") or {}).get("terminated")
-            return dict(terminated) if terminated else None
-    return None
-
-
 def coordinator_phase(pod: dict[str, Any] | None) -> str | None:
     """The coordinator's phase: its pod's, or ``Succeeded`` once the ``coordinator`` container exited cleanly.
 
     A sidecar the coordinator template adds may keep the pod running after the rounds ended.
     """
-    terminated = _coordinator_terminated(pod)
+    terminated = container_terminated(pod, COORDINATOR_CONTAINER)
     if terminated is not None and terminated.get("exitCode") == 0:
         return "Succeeded"
     phase = ((pod or {}).get("status") or {}).get("phase")
@@ -243,7 +244,7 @@ def coordinator_phase(pod: dict[str, Any] | None) -> str | None:
 
 def _pod_message(pod: dict[str, Any]) -> str:
     status = pod.get("status") or {}
-    terminated = _coordinator_terminated(pod)
+    terminated = container_terminated(pod, COORDINATOR_CONTAINER)
     if terminated:
         return f"exit code {terminated.get('exitCode')}, {terminated.get('reason', 'no reason given')}"
     return str(status.get("message") or status.get("reason") or "no reason given")

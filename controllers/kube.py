@@ -466,3 +466,12 @@ async def pod_event_problems(
         if name not in latest or seen_s > latest[name][0]:
             latest[name] = (seen_s, (str(event["reason"]), str(event.get("message") or "no message")))
     return {name: problem for name, (_, problem) in latest.items()}
+
+
+def container_terminated(pod: Mapping[str, Any] | None, container: str) -> dict[str, Any] | None:
+    """The terminated state of a pod's container of that name, once it has exited (``None`` before)."""
+    for status in ((pod or {}).get("status") or {}).get("containerStatuses") or []:
+        if status.get("name") == container:
+            terminated = (status.get("state") or {}).get("terminated")
+            return dict(terminated) if terminated else None
+    return None
