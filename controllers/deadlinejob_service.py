@@ -10,15 +10,26 @@ collector would do it through the ownerReferences, but nothing must depend on on
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import re
+from collections.abc import Iterator
 from typing import cast
 
 import kopf
 
 from controllers import admission
-from controllers.kube import KubeApi, KubeError, adopt, core_path, delete_labelled, group_path, scoped_api
+from controllers.kube import (
+    KubeApi,
+    KubeError,
+    adopt,
+    core_path,
+    delete_labelled,
+    group_path,
+    merge_patch_to,
+    scoped_api,
+)
 from controllers.sparkpods import (
     creates_account,
     driver_pod,
@@ -103,6 +114,18 @@ def rejection(exc: KubeError, child: str) -> ChildRejectedError | None:
     if exc.status == 403 and _LIMIT_RANGE.search(exc.message):
         return ChildRejectedError(child, exc.message, policy="LimitRange")
     return None  # e.g. 403 from RBAC or a full quota: either can clear without a change of spec
+
+
+@contextlib.contextmanager
+def refusals_named(child: str) -> Iterator[None]:
+    """Turn the API server's refusal of ``child`` into a :class:`ChildRejectedError` where the spec must change."""
+    try:
+        yield
+    except KubeError as exc:
+        rejected = rejection(exc, child)
+        if rejected is not None:
+            raise rejected from exc
+        raise
 
 
 async def reconcile(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, logger: kopf.Logger) -> None:
@@ -207,28 +230,15 @@ async def create_children(api: KubeApi, owner: kopf.Body, job: DeadlineJob, name
         children.insert(0, (core_path("serviceaccounts", namespace), spark_service_account(job)))
     # Spark creates the executors once the driver runs: have the API server admit one first, so a
     # template or namespace policy that refuses them stops the job before its deadline runs.
-    try:
+    with refusals_named("executor pod (a dry run of the pod Spark will ask for)"):
         await api.dry_run_create(core_path("pods", namespace), executor_pod_check(job))
-    except KubeError as exc:
-        rejected = rejection(exc, "executor pod (a dry run of the pod Spark will ask for)")
-        if rejected is not None:
-            raise rejected from exc
-        raise
     for path, child in children:
         name = child["metadata"]["name"]
-        try:
+        with refusals_named(f"{child['kind']} {name}"):
             existing = await api.create(path, adopt(child, owner_doc, labels))
-        except KubeError as exc:
-            rejected = rejection(exc, f"{child['kind']} {name}")
-            if rejected is not None:
-                raise rejected from exc
-            raise
         field = FOLLOWED_FIELDS.get(child["kind"])
         if field is not None and existing.get(field) != child[field]:
-            value = child[field]
-            if isinstance(value, dict):  # a merge patch keeps keys it does not name: drop the old ones
-                value = {**{key: None for key in existing.get(field) or {}}, **value}
-            await api.patch(f"{path}/{name}", {field: value})
+            await api.patch(f"{path}/{name}", {field: merge_patch_to(existing.get(field), child[field])})
 
 
 async def delete(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger) -> None:

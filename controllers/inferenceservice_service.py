@@ -27,6 +27,7 @@ from controllers.kube import (
     core_path,
     delete_labelled,
     group_path,
+    merge_patch_to,
     owner_document,
     scoped_api,
 )
@@ -35,7 +36,6 @@ from controllers.servingpods import (
     children,
     cpu_deployment_name,
     gpu_deployment_name,
-    merge_patch_to,
     router_service_name,
     service_labels,
 )

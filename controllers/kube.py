@@ -475,3 +475,23 @@ def container_terminated(pod: Mapping[str, Any] | None, container: str) -> dict[
             terminated = (status.get("state") or {}).get("terminated")
             return dict(terminated) if terminated else None
     return None
+
+
+def merge_patch_to(applied: Any, wanted: Any) -> Any:
+    """A JSON merge patch (RFC 7386) that turns what was applied into what is wanted.
+
+    Keys that were applied and are no longer wanted become ``null``; objects are compared key by
+    key, anything else (lists included) is replaced. Keys the operator never applied (another
+    controller's) are left alone.
+    """
+    if not isinstance(applied, dict) or not isinstance(wanted, dict):
+        return wanted
+    # A map dropped whole: null only the keys the operator applied (another hand's stay).
+    patch: dict[str, Any] = {
+        key: {k: None for k in value} if isinstance(value, dict) and value else None
+        for key, value in applied.items()
+        if key not in wanted
+    }
+    for key, value in wanted.items():
+        patch[key] = merge_patch_to(applied.get(key), value) if key in applied else value
+    return patch

@@ -165,44 +165,23 @@ def _deployment(
     replicas: int,
     container: dict[str, Any],
     *,
-    templates: tuple[PodTemplate | None, ...] = (),
+    template: PodTemplate | None = None,
 ) -> dict[str, Any]:
-    template: dict[str, Any] = {
+    pod: dict[str, Any] = {
         "metadata": {"labels": {**labels, **pod_labels}},
         "spec": {"containers": [container], "terminationGracePeriodSeconds": 10},
     }
-    for extra in templates:  # the user's, in order
-        template = merge_pod(template, extra, container["name"])
+    pod = merge_pod(pod, template, container["name"])  # the user's template
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
         "metadata": {
             "name": name,
             "labels": dict(labels),
-            "annotations": {APPLIED_TEMPLATE: json.dumps(template, sort_keys=True, separators=(",", ":"))},
+            "annotations": {APPLIED_TEMPLATE: json.dumps(pod, sort_keys=True, separators=(",", ":"))},
         },
-        "spec": {"replicas": replicas, "selector": {"matchLabels": dict(labels)}, "template": template},
+        "spec": {"replicas": replicas, "selector": {"matchLabels": dict(labels)}, "template": pod},
     }
-
-
-def merge_patch_to(applied: Any, wanted: Any) -> Any:
-    """A JSON merge patch (RFC 7386) that turns what was applied into what is wanted.
-
-    Keys that were applied and are no longer wanted become ``null``; objects are compared key by
-    key, anything else (lists included) is replaced. Keys the operator never applied (another
-    controller's) are left alone.
-    """
-    if not isinstance(applied, dict) or not isinstance(wanted, dict):
-        return wanted
-    # A map dropped whole: null only the keys the operator applied (another hand's stay).
-    patch: dict[str, Any] = {
-        key: {k: None for k in value} if isinstance(value, dict) and value else None
-        for key, value in applied.items()
-        if key not in wanted
-    }
-    for key, value in wanted.items():
-        patch[key] = merge_patch_to(applied.get(key), value) if key in applied else value
-    return patch
 
 
 def cpu_deployment(svc: InferenceService) -> dict[str, Any]:
@@ -211,8 +190,8 @@ def cpu_deployment(svc: InferenceService) -> dict[str, Any]:
     labels = component_labels(name, CPU_REPLICA)
     container = _server_container(svc, accelerator=False)
     role = {ROLE_LABEL: MODEL_SERVER_ROLE}
-    templates = (svc.spec.template,)
-    return _deployment(cpu_deployment_name(name), labels, role, svc.spec.replicas.min, container, templates=templates)
+    template = svc.spec.template
+    return _deployment(cpu_deployment_name(name), labels, role, svc.spec.replicas.min, container, template=template)
 
 
 def gpu_deployment(svc: InferenceService) -> dict[str, Any]:
@@ -221,8 +200,8 @@ def gpu_deployment(svc: InferenceService) -> dict[str, Any]:
     labels = component_labels(name, GPU_REPLICA)
     container = _server_container(svc, accelerator=True)
     role = {ROLE_LABEL: MODEL_SERVER_ROLE}
-    templates = (layer(svc.spec.template, svc.spec.gpu.template),)
-    return _deployment(gpu_deployment_name(name), labels, role, svc.spec.gpu.count, container, templates=templates)
+    template = layer(svc.spec.template, svc.spec.gpu.template)
+    return _deployment(gpu_deployment_name(name), labels, role, svc.spec.gpu.count, container, template=template)
 
 
 def router_deployment(svc: InferenceService) -> dict[str, Any]:
@@ -241,7 +220,7 @@ def router_deployment(svc: InferenceService) -> dict[str, Any]:
         # Ready once it answers: the operator registers the replicas through the Service.
         "readinessProbe": {"httpGet": {"path": STATS_PATH, "port": ROUTER_PORT}, "periodSeconds": 2},
     }
-    return _deployment(router_deployment_name(name), labels, {}, 1, container, templates=(svc.spec.router_template,))
+    return _deployment(router_deployment_name(name), labels, {}, 1, container, template=svc.spec.router_template)
 
 
 def router_service(svc: InferenceService) -> dict[str, Any]:

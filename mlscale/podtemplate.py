@@ -175,7 +175,8 @@ def layer(base: PodTemplate | None, over: PodTemplate | None) -> PodTemplate | N
 
     Labels, annotations and pod fields: ``over``'s win. Volumes, containers and init containers
     are joined by name; a container in both is merged, ``over``'s fields winning and its
-    ``env``, ``envFrom``, ``volumeMounts`` and ``ports`` appended to ``base``'s.
+    ``env``, ``volumeMounts`` and ``ports`` replacing ``base``'s entries of the same name, mount
+    path or port (``envFrom`` appended). The result is validated as ``over`` is.
     """
     if base is None or over is None:
         return over if base is None else base

@@ -14,8 +14,8 @@ import kubernetes_validate
 import pytest
 from pydantic import ValidationError
 
-from controllers.kube import adopt, pod_cpu
-from controllers.servingpods import children, merge_patch_to, service_labels
+from controllers.kube import adopt, merge_patch_to, pod_cpu
+from controllers.servingpods import children, service_labels
 from roma.api import InferenceService
 from tests.operator.harness import NAMESPACE, Cluster, RunningOperator
 from tests.operator.inferenceservice_helpers import (
