@@ -20,7 +20,7 @@ import datetime as dt
 import logging
 import os
 import time
-from typing import Any, NamedTuple
+from typing import Any
 
 import aiohttp
 import kopf
@@ -31,15 +31,14 @@ from controllers.deadlinejob_service import INFO, TERMINAL_PHASES
 from controllers.deadlinejob_status import (
     PROFILE_MISSING,
     RESIZE_UNSUPPORTED,
-    announce,
     at_epoch,
     decision_conditions,
     epoch_of,
     is_true,
     paced_cores_before,
     period_status,
+    pods_waiting,
     resize_lag_conditions,
-    waiting_conditions,
 )
 from controllers.executor_cpu import PodCpuMeter
 from controllers.executor_pods import (
@@ -56,12 +55,10 @@ from controllers.kube import (
     container_terminated,
     core_path,
     group_path,
-    is_being_created,
     patch_status,
-    pod_event_problems,
-    pod_problem,
     scoped_api,
 )
+from controllers.pods_waiting import HeldUpPods, PodState, announce, pod_state
 from controllers.sparkpods import driver_pod_name, driver_service_name, meter_port
 from controllers.stage_profiles import load_profile, profile_configmap_name, save_profile
 from dynaspark.api import DRIVER_CONTAINER, DeadlineJob
@@ -76,20 +73,6 @@ from mlscale.api import Condition, conditions_of, dump_conditions, utcnow
 
 log = logging.getLogger(__name__)
 
-
-class PodState(NamedTuple):
-    """What the loop knows of a pod that may be held up."""
-
-    problem: tuple[str, str] | None
-    """Why its status says it cannot run (:func:`controllers.kube.pod_problem`)."""
-    creating: bool
-    """Whether its containers are still being created."""
-    uid: str
-    """Its uid (Events name it)."""
-
-
-EVENT_CHECK_S = 5.0
-"""How often the Events about a pod whose containers are being created are read (a failed mount)."""
 
 DEFAULT_UI_URL = "http://{service}.{namespace}.svc:4040"
 IDLE_PERIOD_S = 1.0
@@ -178,10 +161,7 @@ class JobRun:
         port = meter_port()
         self.meter = None if port is None else PodCpuMeter(port)
         self.timed_period_s: float | None = None
-        # What the latest Events said of each pod whose containers are being created, and when to ask again.
-        self.event_problems: dict[str, tuple[str, str]] = {}
-        self.next_event_check_s = 0.0
-        self.events_refused = False
+        self.held = HeldUpPods(api, self.namespace, f"{self.namespace}/{self.name}")
 
     async def period(self, obj: dict[str, Any]) -> tuple[float, bool]:
         """One step of the state machine.
@@ -206,12 +186,9 @@ class JobRun:
         update: dict[str, Any] = {}
         if phase == "Pending":
             if driver_phase != "Running":
-                uid = str((driver.get("metadata") or {}).get("uid"))
-                driver_state = PodState(pod_problem(driver), is_being_created(driver), uid)
-                waiting = await self.held_up({driver_pod_name(self.name): driver_state})
-                now = utcnow()
-                held = waiting_conditions(
-                    self.body, conditions, waiting, role="driver", now=now, generation=job.metadata.generation
+                waiting = await self.held.held_up({driver_pod_name(self.name): pod_state(driver, "driver")})
+                held = pods_waiting(
+                    self.body, conditions, waiting, role="driver", now=utcnow(), generation=job.metadata.generation
                 )
                 if held != conditions:
                     await self.write_status({"conditions": dump_conditions(held)}, phase)
@@ -282,8 +259,9 @@ class JobRun:
                 generation=generation,
             )
         conditions = decision_conditions(self.body, conditions, decision, capacity, now=now, generation=generation)
-        waiting = await self.held_up({p.pod: PodState(p.problem, p.creating, p.uid) for p in pods.values()})
-        conditions = waiting_conditions(self.body, conditions, waiting, role="executor", now=now, generation=generation)
+        states = {p.pod: PodState("executor", p.problem, p.creating, p.uid) for p in pods.values()}
+        waiting = await self.held.held_up(states)
+        conditions = pods_waiting(self.body, conditions, waiting, role="executor", now=now, generation=generation)
         if meter is not None and not is_true(conditions, RESIZE_UNSUPPORTED):
             # Where the cluster cannot resize in place, there is no resize to time.
             conditions = resize_lag_conditions(
@@ -327,32 +305,6 @@ class JobRun:
             "controlState": state.to_dict(),
             "conditions": [c.model_dump(mode="json", by_alias=True, exclude_none=True) for c in conditions],
         }
-
-    async def held_up(self, pods: dict[str, PodState]) -> dict[str, tuple[str, str]]:
-        """The pods that cannot run, by name, with the reason and message.
-
-        Args:
-            pods: By name: the problem the pod's status shows (:func:`controllers.kube.pod_problem`),
-                whether its containers are still being created, and its uid. For such a pod
-                without a problem of its own, the kubelet's recent Warning Events about it tell
-                (a volume that cannot be mounted shows nowhere else): one LIST for all of them,
-                at most every :data:`EVENT_CHECK_S`.
-        """
-        asked = {state.uid: name for name, state in pods.items() if state.problem is None and state.creating}
-        now_s = time.monotonic()
-        if not asked:
-            self.event_problems = {}
-        elif now_s >= self.next_event_check_s:
-            self.next_event_check_s = now_s + EVENT_CHECK_S
-            try:
-                self.event_problems = await pod_event_problems(self.api, self.namespace, asked, time.time())
-            except KubeError as exc:
-                if not self.events_refused:
-                    log.info("%s/%s: cannot read the Events about its pods: %s", self.namespace, self.name, exc)
-                self.events_refused = True
-        held = {name: state.problem for name, state in pods.items() if state.problem is not None}
-        held.update({name: p for name, p in self.event_problems.items() if name in asked.values()})
-        return held
 
     async def cpu_usage(self, pods: dict[str, ExecutorPod], now_s: float) -> dict[str, float]:
         """The CPU each executor used, from the resource metrics API; empty while it cannot be read."""

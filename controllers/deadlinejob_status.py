@@ -13,16 +13,16 @@ from typing import Any
 import kopf
 
 from controllers.executor_cpu import ResizeDelays
+from controllers.pods_waiting import Held, announce, waiting_condition
 from dynaspark.law_state import Decision, LawState
 from dynaspark.observation import ProgressObservation
-from mlscale.api import Condition, ConditionStatus, find_condition, rfc3339, set_condition
+from mlscale.api import Condition, find_condition, rfc3339
 
 DEADLINE_AT_RISK = "DeadlineAtRisk"
 CONTENDED = "Contended"
 RESIZE_UNSUPPORTED = "ResizeUnsupported"
 PROFILE_MISSING = "ProfileMissing"
 RESIZE_LAGGING = "ResizeLagging"
-PODS_WAITING = "PodsWaiting"
 
 RESIZES_BEFORE_JUDGING = 5
 """Resizes timed before ``ResizeLagging`` is judged: one slow kubelet sync is no pattern."""
@@ -113,27 +113,6 @@ def is_true(conditions: list[Condition], type_: str) -> bool:
     return condition is not None and condition.status == "True"
 
 
-def announce(
-    body: kopf.Body,
-    conditions: list[Condition],
-    type_: str,
-    status: ConditionStatus,
-    *,
-    reason: str,
-    message: str,
-    now: dt.datetime,
-    generation: int | None,
-) -> list[Condition]:
-    """Set a condition; post a Warning Event when it turns ``True`` (a Normal one when it clears)."""
-    was_true = is_true(conditions, type_)
-    updated = set_condition(conditions, type_, status, reason, message, now=now, observed_generation=generation)
-    if status == "True" and not was_true:
-        kopf.warn(body, reason=type_, message=message)
-    elif status != "True" and was_true:
-        kopf.info(body, reason=reason, message=message)
-    return updated
-
-
 def decision_conditions(
     body: kopf.Body,
     conditions: list[Condition],
@@ -191,59 +170,27 @@ def decision_conditions(
     )
 
 
-def _family(reason: str) -> str:
-    """Reasons the kubelet alternates between for one cause (a pull and its back-off) as one."""
-    return "ImagePull" if reason in ("ErrImagePull", "ImagePullBackOff") else reason
-
-
-def waiting_conditions(
+def pods_waiting(
     body: kopf.Body,
     conditions: list[Condition],
-    waiting: Mapping[str, tuple[str, str]],
+    waiting: Mapping[str, Held],
     *,
     role: str,
     now: dt.datetime,
     generation: int | None,
 ) -> list[Condition]:
-    """``PodsWaiting``: ``True`` while pods of the job cannot run (a Warning Event when it turns so).
-
-    Args:
-        body: The DeadlineJob the Event is posted about.
-        conditions: Its conditions now.
-        waiting: The pods held up, by name: the reason and message of
-            :func:`controllers.kube.pod_problem`.
-        role: ``driver`` or ``executor``: which of the job's pods were looked at.
-        now: When the condition changes, if it does.
-        generation: The spec's generation acted on.
-    """
-    if not waiting:
-        return announce(
-            body,
-            conditions,
-            PODS_WAITING,
-            "False",
-            reason="PodsStarting" if role == "driver" else "PodsRunning",
-            message=f"No {role} pod is held up.",
-            now=now,
-            generation=generation,
-        )
-    name, (reason, detail) = min(waiting.items())
-    others = len(waiting) - 1
-    more = f" and {others} other {role} pod{'s' if others > 1 else ''}" if others else ""
-    held = f"The {role} pod {name}{more} is held up"
-    message = (
-        f"{held}: {reason}: {detail}. The deadline runs meanwhile; fix the cause (the cluster's capacity, "
-        f"the image, spec.{'driver' if role == 'driver' else 'executors'}.template)."
-    )
-    previous = find_condition(conditions, PODS_WAITING)
-    if (
-        previous is not None
-        and previous.status == "True"
-        and not (_family(previous.reason) == _family(reason) and previous.message.startswith(f"The {role} pod {name} "))
-    ):
-        kopf.warn(body, reason=PODS_WAITING, message=message)  # still held, by something else now
-    return announce(
-        body, conditions, PODS_WAITING, "True", reason=reason, message=message, now=now, generation=generation
+    """``PodsWaiting`` for the job's ``driver`` pod (before it runs) or its ``executor`` pods (while it runs)."""
+    return waiting_condition(
+        body,
+        conditions,
+        waiting,
+        cleared=("PodsStarting", "No driver pod is held up.")
+        if role == "driver"
+        else ("PodsRunning", "No executor pod is held up."),
+        consequence="The deadline runs meanwhile",
+        fix=f"spec.{'driver' if role == 'driver' else 'executors'}.template",
+        now=now,
+        generation=generation,
     )
 
 

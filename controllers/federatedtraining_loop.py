@@ -5,8 +5,8 @@ A state machine keyed on ``status.phase``, one period every ``MLSCALE_FL_POLL_SE
 * ``Pending`` / ``Running``: keep the children there (recreate any that vanished), read the
   coordinator's ``GET /status`` through its Service (``MLSCALE_FL_COORDINATOR_URL``, a template
   with ``{service}`` and ``{namespace}``), copy the new rounds into the status
-  (:func:`controllers.federatedtraining_status.follow`), update the metrics, announce phase
-  changes with Events.
+  (:func:`controllers.federatedtraining_status.follow`), set ``PodsWaiting`` from the pods
+  (:mod:`controllers.pods_waiting`), update the metrics, announce phase changes with Events.
 * ``TargetReached`` / ``BudgetExhausted`` / ``Failed``: delete the client pods, so no client
   works after the end (also on resume, in case an operator stopped between the two steps).
 
@@ -33,10 +33,12 @@ from controllers.federatedtraining_service import (
     stop_clients,
 )
 from controllers.federatedtraining_status import (
+    ROLES,
     TERMINAL_PHASES,
     StatusStep,
     ended,
     follow,
+    with_pods_waiting,
 )
 from controllers.flpods import coordinator_pod_name, coordinator_service_name, training_labels
 from controllers.kube import (
@@ -49,6 +51,7 @@ from controllers.kube import (
     patch_status,
     scoped_api,
 )
+from controllers.pods_waiting import HeldUpPods, pod_states
 from hyperfl.api import COORDINATOR_CONTAINER, FederatedTraining, FederatedTrainingStatus
 from hyperfl.coordinator_status import STATUS_PATH, parse_status_document
 from mlscale import API_GROUP_VERSION
@@ -129,6 +132,7 @@ class TrainingFollower:
     body: kopf.Body
     memo: kopf.Memo
     logger: kopf.Logger
+    held_pods: HeldUpPods | None = None
 
     async def period(self, obj: dict[str, Any]) -> bool:
         """One step of the state machine; ``True`` once the training has ended and its clients are gone."""
@@ -202,7 +206,14 @@ class TrainingFollower:
                 "the coordinator reports round %d, behind the status (%d): waiting for it to catch up",
                 reported.round, current.round,
             )  # fmt: skip
-        return follow(job, current, reported, now=now)
+        waiting = await self.held(namespace, name).held_up(pod_states(pods, ROLES))
+        return with_pods_waiting(self.body, job, current, follow(job, current, reported, now=now), waiting, now=now)
+
+    def held(self, namespace: str, name: str) -> HeldUpPods:
+        """What this training's pods that cannot run were found held by (kept between periods)."""
+        if self.held_pods is None:
+            self.held_pods = HeldUpPods(self.api, namespace, f"{namespace}/{name}")
+        return self.held_pods
 
 
 async def read_coordinator(

@@ -11,16 +11,28 @@ or the deadline are spent, even if the coordinator has not said so yet.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from controllers.flpods import checkpoint_reference
+import kopf
+
+from controllers.flpods import CLIENT, COORDINATOR, checkpoint_reference
+from controllers.pods_waiting import Held, waiting_condition
 from hyperfl.api import HISTORY_LIMIT, FederatedTraining, FederatedTrainingStatus
 from hyperfl.stopping import decide_stop
-from mlscale.api import SUBMITTED, Condition, dump_conditions, find_condition, rfc3339, set_condition
+from mlscale.api import SUBMITTED, Condition, conditions_of, dump_conditions, find_condition, rfc3339, set_condition
 
 TERMINAL_PHASES = frozenset({"TargetReached", "BudgetExhausted", "Failed"})
 TARGET_AT_RISK = "TargetAtRisk"
+ROLES = {COORDINATOR: "coordinator", CLIENT: "client"}
+"""What each component's pods are called in ``PodsWaiting`` (by ``app.kubernetes.io/component``)."""
+_WAITING_COSTS = {
+    "coordinator": "No round runs meanwhile, and the time budget (spec.deadline) counts",
+    "client": "The coordinator waits for every client before its first round (10 minutes at most), "
+    "and the time budget (spec.deadline) counts",
+}
+_WAITING_FIXES = {"coordinator": "spec.coordinatorTemplate", "client": "spec.clientTemplate"}
 
 
 @dataclass(frozen=True)
@@ -132,6 +144,34 @@ def follow(
     if _differ(conditions, current.conditions):
         update["conditions"] = dump_conditions(conditions)
     return StatusStep(update=update, phase=phase, change=change, new_rounds=new_rounds)
+
+
+def with_pods_waiting(
+    body: kopf.Body,
+    job: FederatedTraining,
+    current: FederatedTrainingStatus,
+    step: StatusStep,
+    waiting: Mapping[str, Held],
+    *,
+    now: dt.datetime,
+) -> StatusStep:
+    """The period's step with ``PodsWaiting`` (coordinator or client pods that cannot run) set in its conditions."""
+    if step.phase in TERMINAL_PHASES:
+        return step
+    conditions = conditions_of(step.update) if "conditions" in step.update else current.conditions
+    held = waiting_condition(
+        body,
+        conditions,
+        waiting,
+        cleared=("PodsRunning", "No coordinator or client pod is held up."),
+        consequence=_WAITING_COSTS,
+        fix=_WAITING_FIXES,
+        now=now,
+        generation=job.metadata.generation,
+    )
+    if not _differ(held, current.conditions):
+        return step
+    return replace(step, update={**step.update, "conditions": dump_conditions(held)})
 
 
 def ended(current: FederatedTrainingStatus, message: str, *, now: dt.datetime) -> StatusStep:

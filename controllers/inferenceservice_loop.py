@@ -2,7 +2,8 @@
 
 Every ``control.periodSeconds``, once the service is accepted and its children exist:
 
-1. recreate any child that vanished; list the model-server pods;
+1. recreate any child that vanished; list the service's pods and Deployments, and write
+   ``PodsWaiting`` at once when what holds them up changed (:mod:`controllers.pods_waiting`);
 2. register the ready ones with the router (``PUT /admin/replicas``, the complete set), so the
    router follows scale steps, restarts and unready pods within a period;
 3. while no CPU replica is ready, stop there (phase ``Pending``): the law is not run on the
@@ -20,10 +21,10 @@ pods keep their cores and the law's allocation drives the replica count alone.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import time
-from typing import Any, Literal
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import aiohttp
 import kopf
@@ -34,24 +35,36 @@ from controllers.inferenceservice_service import INFO, apply_children
 from controllers.inferenceservice_status import (
     CONTENDED,
     RESIZE_UNSUPPORTED,
+    ROLES,
     PeriodFigures,
     measured_fields,
     parse_time,
+    pods_waiting,
     resume_law,
     scale_message,
     slo_condition,
 )
-from controllers.kube import KubeApi, KubeError, group_path, owner_document, patch_status, scoped_api
+from controllers.kube import (
+    COMPONENT_LABEL,
+    KubeApi,
+    KubeError,
+    core_path,
+    group_path,
+    owner_document,
+    patch_status,
+    scoped_api,
+)
+from controllers.pods_waiting import Held, HeldUpPods, announce, deployment_problem, pod_states
 from controllers.replica_pods import (
     CpuMeter,
     PodReplicaActuator,
     neighbour_requests,
     node_share,
     registrations,
-    serving_pods,
+    replica_pods,
 )
 from controllers.router_client import READ_TIMEOUT_S, RouterClient, RouterUnavailableError, router_url
-from controllers.servingpods import cpu_deployment_name
+from controllers.servingpods import cpu_deployment_name, service_labels
 from mlscale import API_GROUP_VERSION
 from mlscale.api import (
     SUBMITTED,
@@ -60,7 +73,6 @@ from mlscale.api import (
     dump_conditions,
     find_condition,
     rfc3339,
-    set_condition,
     utcnow,
 )
 from roma.api import InferenceService
@@ -134,6 +146,8 @@ class ServiceRun:
         self.period_s = IDLE_PERIOD_S
         self.cpu_meter = CpuMeter()
         """The replicas' CPU counters read in earlier periods."""
+        self.held = HeldUpPods(api, self.namespace, f"{self.namespace}/{self.name}")
+        """Which of its pods cannot run, from their status and the kubelet's Events."""
 
     async def period(self, obj: dict[str, Any]) -> float:
         """One period; returns the time until the next one."""
@@ -147,8 +161,21 @@ class ServiceRun:
         made = await apply_children(self.api, owner_document(obj), svc, self.namespace)
         if made:
             log.warning("recreated missing children of %s/%s: %s", self.namespace, self.name, ", ".join(made))
-        pods = await serving_pods(self.api, self.namespace, self.name)
+        children = await self.api.list(core_path("pods", self.namespace), service_labels(self.name))
+        deployments = {
+            str(d["metadata"]["name"]): d
+            for d in await self.api.list(
+                group_path("apps/v1", "deployments", self.namespace), service_labels(self.name)
+            )
+        }
         now = utcnow()
+        waiting = await self.held_up(children, deployments.values())
+        held = pods_waiting(self.body, conditions, waiting, now=now, generation=svc.metadata.generation)
+        if dump_conditions(held) != dump_conditions(conditions):
+            # Said at once: the router may not answer, nor any replica be ready, while pods cannot run.
+            await patch_status(self.api, self.path, {"conditions": dump_conditions(held)})
+            conditions = held
+        pods = replica_pods(children)
         start = parse_time(str(status["startTime"])) if status.get("startTime") else now
         router = RouterClient(self.http, router_url(self.name, self.namespace), spec.model.name, start.timestamp())
         await router.register(registrations(pods, spec.model.name, slots=max(2, spec.batching.max_batch_size)))
@@ -159,9 +186,7 @@ class ServiceRun:
             self.law = resume_law(spec, saved)
             self.generation = svc.metadata.generation
         share = await node_share(self.api, self.namespace, self.name, pods)
-        deployment = await self.api.get(
-            group_path("apps/v1", "deployments", self.namespace, cpu_deployment_name(self.name))
-        )
+        deployment = deployments.get(cpu_deployment_name(self.name))
         actuator = PodReplicaActuator(
             self.api,
             self.namespace,
@@ -198,12 +223,13 @@ class ServiceRun:
         generation = svc.metadata.generation
         conditions = slo_condition(conditions, svc, obs.effective_latency_s(), now=now)
         if share.capacity_cores is not None:
-            conditions = self.announce(
+            conditions = announce(
+                self.body,
                 conditions,
                 CONTENDED,
                 "True" if outcome.contended else "False",
-                "CoresShared" if outcome.contended else "CoresAvailable",
-                f"Nodes {', '.join(share.nodes)}: {outcome.contention_message}.",
+                reason="CoresShared" if outcome.contended else "CoresAvailable",
+                message=f"Nodes {', '.join(share.nodes)}: {outcome.contention_message}.",
                 now=now,
                 generation=generation,
             )
@@ -213,8 +239,15 @@ class ServiceRun:
                 "horizontal scaling only: each replica keeps the cores it started with. In-place resize needs "
                 "Kubernetes 1.33 or later (pods/resize)."
             )
-            conditions = self.announce(
-                conditions, RESIZE_UNSUPPORTED, "True", "ResizeRefused", message, now=now, generation=generation
+            conditions = announce(
+                self.body,
+                conditions,
+                RESIZE_UNSUPPORTED,
+                "True",
+                reason="ResizeRefused",
+                message=message,
+                now=now,
+                generation=generation,
             )
         update["conditions"] = dump_conditions(conditions)
         if not status.get("startTime"):
@@ -236,22 +269,18 @@ class ServiceRun:
             store.update(INFO.kind, self.namespace, self.name, {**update, "phase": phase})
         return self.period_s
 
-    def announce(
-        self,
-        conditions: list[Condition],
-        type_: str,
-        status: Literal["True", "False"],
-        reason: str,
-        message: str,
-        *,
-        now: dt.datetime,
-        generation: int | None,
-    ) -> list[Condition]:
-        """Set a condition; post a Warning Event when it turns ``True``."""
-        previous = find_condition(conditions, type_)
-        if status == "True" and (previous is None or previous.status != "True"):
-            kopf.warn(self.body, reason=type_, message=message)
-        return set_condition(conditions, type_, status, reason, message, now=now, observed_generation=generation)
+    async def held_up(
+        self, pods: Sequence[Mapping[str, Any]], deployments: Iterable[Mapping[str, Any]]
+    ) -> dict[str, Held]:
+        """The service's pods that cannot run and its Deployments that cannot have theirs, by name."""
+        waiting = await self.held.held_up(pod_states(pods, ROLES))
+        for deployment in deployments:
+            meta = deployment.get("metadata") or {}
+            role = ROLES.get(str((meta.get("labels") or {}).get(COMPONENT_LABEL)))
+            problem = deployment_problem(deployment)
+            if role is not None and problem is not None:
+                waiting[str(meta["name"])] = Held(role, str(meta["name"]), *problem, deployment=True)
+        return waiting
 
 
 def _is_true(conditions: list[Condition], type_: str) -> bool:

@@ -13,7 +13,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import kopf
+
+from controllers.pods_waiting import Held, waiting_condition
 from controllers.replica_pods import ReplicaPod
+from controllers.servingpods import CPU_REPLICA, GPU_REPLICA, ROUTER
 from mlscale.api import Condition, set_condition
 from roma.api import InferenceService, InferenceServiceSpec
 from roma.law import ServiceAllocationLaw, start_law
@@ -22,6 +26,15 @@ from roma.ports import LatencyObservation
 SLO_MET = "SloMet"
 CONTENDED = "Contended"
 RESIZE_UNSUPPORTED = "ResizeUnsupported"
+
+ROLES = {CPU_REPLICA: "CPU replica", GPU_REPLICA: "GPU replica", ROUTER: "router"}
+"""What each component's pods are called in ``PodsWaiting`` (by ``app.kubernetes.io/component``)."""
+_FIXES = {"CPU replica": "spec.template", "GPU replica": "spec.gpu.template", "router": "spec.routerTemplate"}
+_COSTS = {
+    "CPU replica": "The service has fewer CPU replicas than the law asked for meanwhile",
+    "GPU replica": "The CPU replicas serve the GPU replicas' share meanwhile",
+    "router": "No request reaches the model servers meanwhile",
+}
 """Scale steps are this many control periods apart: the engine's 10 s at its default 2 s period."""
 
 
@@ -131,6 +144,27 @@ def slo_condition(
         conditions, SLO_MET, "True" if met else "False", "WithinSlo" if met else "SloViolated", message,
         now=now, observed_generation=generation,
     )  # fmt: skip
+
+
+def pods_waiting(
+    body: kopf.Body,
+    conditions: list[Condition],
+    waiting: Mapping[str, Held],
+    *,
+    now: dt.datetime,
+    generation: int | None,
+) -> list[Condition]:
+    """``PodsWaiting``: a router, CPU or GPU replica pod (or the Deployment of one) that cannot run."""
+    return waiting_condition(
+        body,
+        conditions,
+        waiting,
+        cleared=("PodsRunning", "No router or model-server pod is held up."),
+        consequence=_COSTS,
+        fix=_FIXES,
+        now=now,
+        generation=generation,
+    )
 
 
 def scale_message(svc: InferenceService, before: int, after: int, latency_s: float | None) -> tuple[str, str]:

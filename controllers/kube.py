@@ -25,6 +25,8 @@ import kopf
 from mlscale.units import QuantityError, format_cpu, parse_cpu
 
 MANAGED_BY = {"app.kubernetes.io/managed-by": "mlscale"}
+COMPONENT_LABEL = "app.kubernetes.io/component"
+"""What a child is to its resource (``driver``, ``cpu-replica``, ``client``, ...)."""
 MERGE = "application/merge-patch+json"
 STRATEGIC = "application/strategic-merge-patch+json"
 
@@ -215,7 +217,7 @@ def child_labels(kind: str, name: str, component: str) -> dict[str, str]:
     return {
         **MANAGED_BY,
         "app.kubernetes.io/part-of": "mlscale",
-        "app.kubernetes.io/component": component,
+        COMPONENT_LABEL: component,
         f"mlscale.dev/{kind.lower()}": name,
     }
 
@@ -351,6 +353,12 @@ def pod_cpu(pod: Mapping[str, Any], *, besides: str | None = None) -> float:
     return sum(container_cpu(c) or 0.0 for c in containers)
 
 
+def is_live(pod: Mapping[str, Any]) -> bool:
+    """Whether the pod runs or will run (not ended, not being deleted)."""
+    meta = pod.get("metadata") or {}
+    return not meta.get("deletionTimestamp") and (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
+
+
 POD_PROBLEMS = frozenset(
     {
         "ErrImagePull",
@@ -364,6 +372,10 @@ POD_PROBLEMS = frozenset(
     }
 )
 """Reasons a container waits that do not clear by themselves (the kubelet's ``state.waiting.reason``)."""
+
+
+LAST_MESSAGE_CHARS = 300
+"""How much of a crashed container's termination message (its end) a reason quotes."""
 
 
 def pod_problem(pod: Mapping[str, Any]) -> tuple[str, str] | None:
@@ -385,7 +397,12 @@ def pod_problem(pod: Mapping[str, Any]) -> tuple[str, str] | None:
         waiting = (container.get("state") or {}).get("waiting") or {}
         reason = waiting.get("reason")
         if reason in POD_PROBLEMS:
-            detail = waiting.get("message") or "no message"
+            detail = str(waiting.get("message") or "no message")
+            last = (container.get("lastState") or {}).get("terminated") or {}
+            if last:  # a crashing container: how its last run ended says why
+                said = " ".join(str(last.get("message") or "").split())[-LAST_MESSAGE_CHARS:]
+                ended = f"exit code {last.get('exitCode')} ({last.get('reason') or 'no reason'})"
+                detail += f"; last ended with {ended}" + (f": {said}" if said else "")
             return str(reason), f"container {container.get('name')}: {detail}"
     return None
 

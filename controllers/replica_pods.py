@@ -24,13 +24,14 @@ from typing import Any
 import aiohttp
 
 from controllers.kube import (
+    COMPONENT_LABEL,
     KubeApi,
     KubeError,
     NotFoundError,
     ResizeUnsupportedError,
     container_cpu,
-    core_path,
     group_path,
+    is_live,
     list_pods_on_node,
     node_allocatable_cpu,
     pod_cpu,
@@ -41,14 +42,12 @@ from controllers.servingpods import (
     CPU_REPLICA,
     GPU_REPLICA,
     SERVER_PORT,
-    model_server_selector,
 )
 from mlscale import API_GROUP_VERSION
 from roma.api import KIND, PLURAL, SERVER_CONTAINER
 
 log = logging.getLogger(__name__)
 
-COMPONENT_LABEL = "app.kubernetes.io/component"
 SERVICE_LABEL = f"mlscale.dev/{KIND.lower()}"
 _ENDED = ("Succeeded", "Failed")
 CPU_METRIC = "process_cpu_seconds_total"
@@ -78,12 +77,6 @@ class ReplicaPod:
     ready: bool
 
 
-def is_live(pod: Mapping[str, Any]) -> bool:
-    """Whether the pod runs or will run (not ended, not being deleted)."""
-    meta = pod.get("metadata") or {}
-    return not meta.get("deletionTimestamp") and (pod.get("status") or {}).get("phase") not in _ENDED
-
-
 def replica_pod(pod: Mapping[str, Any]) -> ReplicaPod | None:
     """The replica a pod runs, or ``None`` when it is no live model server."""
     meta = pod.get("metadata") or {}
@@ -105,9 +98,8 @@ def replica_pod(pod: Mapping[str, Any]) -> ReplicaPod | None:
     )
 
 
-async def serving_pods(api: KubeApi, namespace: str, name: str) -> list[ReplicaPod]:
-    """The service's live model-server pods (CPU and GPU), sorted by name."""
-    pods = await api.list(core_path("pods", namespace), model_server_selector(name))
+def replica_pods(pods: Sequence[Mapping[str, Any]]) -> list[ReplicaPod]:
+    """The live model-server pods (CPU and GPU) among these, sorted by name."""
     found = (replica_pod(p) for p in pods)
     return sorted((r for r in found if r is not None), key=lambda r: r.name)
 

@@ -249,7 +249,7 @@ class FederatedTrainingStatus(StatusModel):
     phase: Phase = "Pending"
     """Pending, Running, TargetReached, BudgetExhausted or Failed."""
     conditions: list[Condition] = Field(default_factory=list)
-    """Accepted, Submitted, TargetAtRisk."""
+    """Accepted, Submitted, TargetAtRisk, PodsWaiting."""
     observed_generation: int | None = None
     """The generation of the spec the operator last acted on."""
     start_time: dt.datetime | None = None

@@ -240,7 +240,7 @@ class InferenceServiceStatus(StatusModel):
     phase: Phase = "Pending"
     """Pending, Running or Failed."""
     conditions: list[Condition] = Field(default_factory=list)
-    """Accepted, Submitted, SloMet, Contended, ResizeUnsupported."""
+    """Accepted, Submitted, SloMet, Contended, ResizeUnsupported, PodsWaiting."""
     observed_generation: int | None = None
     """The generation of the spec the operator last acted on."""
     start_time: dt.datetime | None = None

@@ -453,3 +453,51 @@ def test_the_coordinator_ends_with_its_container_whatever_a_sidecar_does() -> No
     assert coordinator_phase({"status": {"phase": "Running", "containerStatuses": [sidecar, crashed]}}) == "Running"
     assert coordinator_phase({"status": {"phase": "Failed", "containerStatuses": [sidecar, crashed]}}) == "Failed"
     assert coordinator_phase(None) is None
+
+
+async def test_pods_that_cannot_run_are_named_with_their_reason_and_fix(
+    coordinator: StatusPublisher, operator: RunningOperator, cluster: Cluster
+) -> None:
+    await start(cluster)
+    # A client's container cannot be created: the Secret its template names is missing.
+    missing = {
+        "name": "client",
+        "ready": False,
+        "state": {"waiting": {"reason": "CreateContainerConfigError", "message": 'secret "dataset-creds" not found'}},
+    }
+    await cluster.patch(
+        f"{PODS}/digits-client-1/status", {"status": {"phase": "Pending", "containerStatuses": [missing]}}
+    )
+
+    def held(o: dict[str, Any] | None) -> bool:
+        cond = condition(o, "PodsWaiting")
+        return cond is not None and cond["status"] == "True"
+
+    obj = await cluster.wait_for(PATH, held)
+    waiting = condition(obj, "PodsWaiting")
+    assert waiting is not None
+    assert waiting["reason"] == "CreateContainerConfigError"
+    assert "The client pod digits-client-1 is held up" in waiting["message"]
+    assert 'secret "dataset-creds" not found' in waiting["message"]
+    assert "spec.clientTemplate" in waiting["message"]
+    assert (obj or {})["status"]["phase"] == "Pending"
+    assert [e["type"] for e in await cluster.wait_for_events("digits", "PodsWaiting")] == ["Warning"]
+
+    # Rounds recorded meanwhile keep the condition (both are written by the same period).
+    coordinator.publish(coordinator_status(1))
+    obj = await cluster.wait_for(PATH, lambda o: status_round(o) == 1)
+    assert held(obj)
+
+    # The Secret is there now: the client runs, nothing is held up.
+    running = {**missing, "ready": True, "state": {"running": {"startedAt": "2026-12-07T10:00:00Z"}}}
+    await cluster.patch(
+        f"{PODS}/digits-client-1/status", {"status": {"phase": "Running", "containerStatuses": [running]}}
+    )
+
+    def cleared(o: dict[str, Any] | None) -> bool:
+        cond = condition(o, "PodsWaiting")
+        return cond is not None and cond["status"] == "False"
+
+    obj = await cluster.wait_for(PATH, cleared)
+    assert (condition(obj, "PodsWaiting") or {})["reason"] == "PodsRunning"
+    assert [e["type"] for e in await cluster.wait_for_events("digits", "PodsRunning")] == ["Normal"]
