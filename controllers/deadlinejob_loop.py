@@ -191,13 +191,13 @@ class JobRun:
                     self.body, conditions, waiting, role="driver", now=utcnow(), generation=job.metadata.generation
                 )
                 if held != conditions:
-                    await self.write_status({"conditions": dump_conditions(held)}, phase)
+                    await self.write_status({"conditions": dump_conditions(held)}, phase, read=conditions)
                 return period_s, False
             update["phase"] = phase = "Running"
             kopf.info(self.body, reason="Running", message=f"driver pod {driver_pod_name(self.name)} is running")
             log.info("%s/%s is running", self.namespace, self.name)
         update.update(await self.control(job, status, conditions))
-        await self.write_status(update, phase)
+        await self.write_status(update, phase, read=conditions)
         return period_s, False
 
     async def control(self, job: DeadlineJob, status: dict[str, Any], conditions: list[Condition]) -> dict[str, Any]:
@@ -421,9 +421,16 @@ class JobRun:
                 )
         await self.write_status(update, phase)
 
-    async def write_status(self, update: dict[str, Any], phase: str) -> None:
-        """Patch the job's status and tell the metrics."""
-        await patch_status(self.api, self.path, update)
+    async def write_status(self, update: dict[str, Any], phase: str, *, read: list[Condition] | None = None) -> None:
+        """Patch the job's status and tell the metrics.
+
+        Args:
+            update: The status fields to write.
+            phase: The phase after it.
+            read: The conditions the period started from, when ``update`` has conditions made
+                from them: only those it changed are written (:func:`controllers.kube.patch_status`).
+        """
+        await patch_status(self.api, self.path, update, read=None if read is None else dump_conditions(read))
         store = self.memo.get("status_store")
         if store is not None:
             store.update(INFO.kind, self.namespace, self.name, {**update, "phase": phase})

@@ -10,11 +10,8 @@ collector would do it through the ownerReferences, but nothing must depend on on
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import logging
-import re
-from collections.abc import Iterator
 from typing import cast
 
 import kopf
@@ -22,7 +19,6 @@ import kopf
 from controllers import admission
 from controllers.kube import (
     KubeApi,
-    KubeError,
     adopt,
     core_path,
     delete_labelled,
@@ -30,6 +26,7 @@ from controllers.kube import (
     merge_patch_to,
     scoped_api,
 )
+from controllers.refusals import ChildRejectedError, Fixes, refusals_named, report_rejection
 from controllers.sparkpods import (
     creates_account,
     driver_pod,
@@ -60,72 +57,13 @@ RBAC = "rbac.authorization.k8s.io/v1"
 FOLLOWED_FIELDS = {"ConfigMap": "data", "RoleBinding": "subjects"}
 
 
-class ChildRejectedError(Exception):
-    """The API server refused a child for what it is: the spec must change, retrying cannot help.
-
-    Either the child is invalid (400/422), or a namespace policy refused the pod (403): Pod
-    Security admission (``violates PodSecurity``) or a LimitRange.
-    """
-
-    def __init__(self, child: str, message: str, *, policy: str | None = None) -> None:
-        """Name the child (kind and name), keep the API server's message and the policy that refused it."""
-        super().__init__(f"{child}: {message}")
-        self.child = child
-        self.message = message
-        self.policy = policy
-
-    def advice(self) -> str:
-        """What the user changes to have the child accepted."""
-        retry = (
-            "The operator tries again when the spec changes; after the namespace's policy changes instead, "
-            "annotate the DeadlineJob to have it try again (e.g. retry=<time>: a key outside mlscale.dev/, "
-            "whose annotations are the operator's own)"
-        )
-        if self.policy == "LimitRange":
-            return (
-                "The namespace's LimitRange does not allow the pod's CPU or memory (kubectl describe limitrange): "
-                "set spec.executors.coresMax and spec.executors.memory (Spark adds its memory overhead) or "
-                f"spec.driver.cores and spec.driver.memory within it. {retry}"
-            )
-        if self.policy == "PodSecurity":
-            return (
-                "Give the pods the securityContext the namespace's Pod Security level asks for in "
-                "spec.driver.template and spec.executors.template (for 'restricted': pod runAsNonRoot: "
-                "true and seccompProfile type RuntimeDefault; container allowPrivilegeEscalation: false "
-                f"and capabilities drop [ALL]). {retry}"
-            )
-        return (
-            "Fix spec.driver.template or spec.executors.template (the fields the pods take as they "
-            "are); the operator tries again when the spec changes"
-        )
-
-
-# How the LimitRanger admission plugin words a refusal ("maximum cpu usage per Container is 2,
-# but limit is 4"; "memory max limit to request ratio per Pod is 2, but provided ratio is 3").
-_LIMIT_RANGE = re.compile(r"\b(usage|ratio) per (Container|Pod) is\b")
-
-
-def rejection(exc: KubeError, child: str) -> ChildRejectedError | None:
-    """The refusal as a :class:`ChildRejectedError` when the spec must change; ``None`` when a retry may help."""
-    if exc.status in (400, 422):
-        return ChildRejectedError(child, exc.message)
-    if exc.status == 403 and "violates PodSecurity" in exc.message:
-        return ChildRejectedError(child, exc.message, policy="PodSecurity")
-    if exc.status == 403 and _LIMIT_RANGE.search(exc.message):
-        return ChildRejectedError(child, exc.message, policy="LimitRange")
-    return None  # e.g. 403 from RBAC or a full quota: either can clear without a change of spec
-
-
-@contextlib.contextmanager
-def refusals_named(child: str) -> Iterator[None]:
-    """Turn the API server's refusal of ``child`` into a :class:`ChildRejectedError` where the spec must change."""
-    try:
-        yield
-    except KubeError as exc:
-        rejected = rejection(exc, child)
-        if rejected is not None:
-            raise rejected from exc
-        raise
+FIXES = Fixes(
+    kind="DeadlineJob",
+    templates="spec.driver.template and spec.executors.template",
+    sizes="spec.executors.coresMax and spec.executors.memory (Spark adds its memory overhead) or "
+    "spec.driver.cores and spec.driver.memory",
+)
+"""Where a DeadlineJob's spec is changed to have a refused pod accepted."""
 
 
 async def reconcile(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, logger: kopf.Logger) -> None:
@@ -169,17 +107,7 @@ async def reconcile(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, logger:
         async with scoped_api(memo) as api:
             await create_children(api, body, job, namespace)
     except ChildRejectedError as exc:
-        message = f"the API server refused {exc.child}: {exc.message}. {exc.advice()}"
-        admission.set_submitted(
-            body,
-            patch,
-            conditions,
-            submitted=False,
-            reason="ChildRejected",
-            message=message,
-            generation=generation,
-            now=now,
-        )
+        message = report_rejection(body, patch, conditions, exc, generation=generation, now=now)
         log.warning("not submitting %s/%s: %s", namespace, body.metadata.name, message)
         return
     name = job.metadata.name
@@ -230,11 +158,11 @@ async def create_children(api: KubeApi, owner: kopf.Body, job: DeadlineJob, name
         children.insert(0, (core_path("serviceaccounts", namespace), spark_service_account(job)))
     # Spark creates the executors once the driver runs: have the API server admit one first, so a
     # template or namespace policy that refuses them stops the job before its deadline runs.
-    with refusals_named("executor pod (a dry run of the pod Spark will ask for)"):
+    with refusals_named("executor pod (a dry run of the pod Spark will ask for)", FIXES):
         await api.dry_run_create(core_path("pods", namespace), executor_pod_check(job))
     for path, child in children:
         name = child["metadata"]["name"]
-        with refusals_named(f"{child['kind']} {name}"):
+        with refusals_named(f"{child['kind']} {name}", FIXES):
             existing = await api.create(path, adopt(child, owner_doc, labels))
         field = FOLLOWED_FIELDS.get(child["kind"])
         if field is not None and existing.get(field) != child[field]:

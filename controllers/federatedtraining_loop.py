@@ -55,7 +55,7 @@ from controllers.pods_waiting import HeldUpPods, pod_states
 from hyperfl.api import COORDINATOR_CONTAINER, FederatedTraining, FederatedTrainingStatus
 from hyperfl.coordinator_status import STATUS_PATH, parse_status_document
 from mlscale import API_GROUP_VERSION
-from mlscale.api import SUBMITTED, find_condition, utcnow
+from mlscale.api import SUBMITTED, dump_conditions, find_condition, utcnow
 
 DEFAULT_COORDINATOR_URL = "http://{service}.{namespace}.svc:8000"
 DEFAULT_POLL_S = 5.0
@@ -153,7 +153,8 @@ class TrainingFollower:
             return False  # refused, or not started yet: admission and the create handler say why
         step = await self.observe(job, obj, current, namespace, now=utcnow())
         if step.update:
-            await patch_status(self.api, group_path(API_GROUP_VERSION, INFO.plural, namespace, name), step.update)
+            path = group_path(API_GROUP_VERSION, INFO.plural, namespace, name)
+            await patch_status(self.api, path, step.update, read=dump_conditions(current.conditions))
         store = self.memo.get("status_store")
         if store is not None:
             store.update(INFO.kind, namespace, name, {**step.update, "phase": step.phase})

@@ -4,7 +4,10 @@ Create/update/resume validate the resource (:mod:`controllers.admission`) and, t
 accepted training can run, create its children (:mod:`controllers.flpods`): the clients' headless
 Service, the coordinator's Service, one pod per client and the coordinator pod, each with an
 ownerReference and the training's labels. A training without ``spec.image`` is refused with
-``Submitted=False`` (reason ``ImageMissing``) and a Warning Event. Following the rounds is the
+``Submitted=False`` (reason ``ImageMissing``) and a Warning Event. The API server admits the
+coordinator pod and a client pod in a dry run first: a pod it refuses for what it is (invalid, Pod
+Security, a LimitRange) sets ``Submitted=False``, reason ``ChildRejected``, with the fix
+(:mod:`controllers.refusals`), and nothing is created until the spec changes. Following the rounds is the
 daemon's job (:mod:`controllers.federatedtraining_loop`). Delete removes every child explicitly:
 a cluster's garbage collector would do it through the ownerReferences, but nothing relies on one.
 """
@@ -28,11 +31,19 @@ from controllers.flpods import (
     training_labels,
 )
 from controllers.kube import KubeApi, adopt, core_path, delete_labelled, owner_document, scoped_api
+from controllers.refusals import ChildRejectedError, Fixes, refusals_named, report_rejection
 from hyperfl.api import FederatedTraining
 from mlscale.api import SUBMITTED, conditions_of, find_condition, utcnow
 from mlscale.kinds import KINDS
 
 INFO = KINDS["FederatedTraining"]
+FIXES = Fixes(
+    kind="FederatedTraining",
+    templates="spec.coordinatorTemplate and spec.clientTemplate",
+    sizes="spec.clientResources (the clients' cores and memory) or the coordinator container's resources in "
+    "spec.coordinatorTemplate",
+)
+"""Where a FederatedTraining's spec is changed to have a refused pod accepted."""
 
 
 async def reconcile(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, logger: kopf.Logger) -> None:
@@ -73,8 +84,14 @@ async def reconcile(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, logger:
     if previous is not None and previous.status == "True":
         return  # the children exist: the daemon keeps them and follows the rounds from here on
     namespace = str(body.metadata.namespace)
-    async with scoped_api(memo) as api:
-        await create_children(api, owner_document(body), job, namespace)
+    try:
+        async with scoped_api(memo) as api:
+            await admit_pods(api, owner_document(body), job, namespace)
+            await create_children(api, owner_document(body), job, namespace)
+    except ChildRejectedError as exc:
+        message = report_rejection(body, patch, conditions, exc, generation=generation, now=now)
+        logger.warning("not starting %s: %s", body.metadata.name, message)
+        return
     name = job.metadata.name
     message = (
         f"coordinator pod {coordinator_pod_name(name)}, {job.spec.data.clients} client pods, Services "
@@ -93,6 +110,22 @@ async def reconcile(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, logger:
     logger.info("started %s: %s", name, message)
 
 
+async def admit_pods(api: KubeApi, owner: Mapping[str, Any], job: FederatedTraining, namespace: str) -> None:
+    """Have the API server admit the coordinator pod and a client pod in a dry run, before anything is created.
+
+    Raises:
+        ChildRejectedError: when validation, Pod Security admission or a LimitRange refuses one,
+            so no coordinator waits for clients that will never come.
+    """
+    labels = training_labels(job.metadata.name)
+    pods = [child for plural, child in children(job, namespace) if plural == "pods"]
+    coordinator = next(p for p in pods if p["metadata"]["name"] == coordinator_pod_name(job.metadata.name))
+    client = next(p for p in pods if p is not coordinator)
+    for pod in (coordinator, client):
+        with refusals_named(f"Pod {pod['metadata']['name']} (a dry run)", FIXES):
+            await api.dry_run_create(core_path("pods", namespace), adopt(pod, owner, labels))
+
+
 async def create_children(
     api: KubeApi, owner: Mapping[str, Any], job: FederatedTraining, namespace: str, existing: set[str] | None = None
 ) -> list[str]:
@@ -108,6 +141,9 @@ async def create_children(
 
     Returns:
         The names of the children created (or found on creation).
+
+    Raises:
+        ChildRejectedError: when the API server refuses a child for what it is.
     """
     labels = training_labels(job.metadata.name)
     made = []
@@ -115,7 +151,8 @@ async def create_children(
         child_name = child["metadata"]["name"]
         if existing is not None and f"{plural}/{child_name}" in existing:
             continue
-        await api.create(core_path(plural, namespace), adopt(child, owner, labels))
+        with refusals_named(f"{child['kind']} {child_name}", FIXES):
+            await api.create(core_path(plural, namespace), adopt(child, owner, labels))
         made.append(f"{plural}/{child_name}")
     return made
 

@@ -55,6 +55,7 @@ from controllers.kube import (
     scoped_api,
 )
 from controllers.pods_waiting import Held, HeldUpPods, announce, deployment_problem, pod_states
+from controllers.refusals import REJECTED
 from controllers.replica_pods import (
     CpuMeter,
     PodReplicaActuator,
@@ -154,7 +155,8 @@ class ServiceRun:
         svc = validated(obj)
         status = dict(obj.get("status") or {})
         conditions = conditions_of(status)
-        if svc is None or not _is_true(conditions, "Accepted") or not _is_true(conditions, SUBMITTED):
+        read = dump_conditions(conditions)
+        if svc is None or not _is_true(conditions, "Accepted") or not serving(conditions, status):
             return IDLE_PERIOD_S  # refused, or not started yet: admission and the create handler say why
         spec = svc.spec
         self.period_s = spec.control.period_seconds
@@ -173,8 +175,8 @@ class ServiceRun:
         held = pods_waiting(self.body, conditions, waiting, now=now, generation=svc.metadata.generation)
         if dump_conditions(held) != dump_conditions(conditions):
             # Said at once: the router may not answer, nor any replica be ready, while pods cannot run.
-            await patch_status(self.api, self.path, {"conditions": dump_conditions(held)})
-            conditions = held
+            await patch_status(self.api, self.path, {"conditions": dump_conditions(held)}, read=read)
+            read, conditions = dump_conditions(held), held
         pods = replica_pods(children)
         start = parse_time(str(status["startTime"])) if status.get("startTime") else now
         router = RouterClient(self.http, router_url(self.name, self.namespace), spec.model.name, start.timestamp())
@@ -263,7 +265,7 @@ class ServiceRun:
             reason, message = scale_message(svc, before, after, obs.effective_latency_s())
             kopf.info(self.body, reason=reason, message=message)
             log.info("%s/%s %s: %s", self.namespace, self.name, reason, message)
-        await patch_status(self.api, self.path, update)
+        await patch_status(self.api, self.path, update, read=read)
         store = self.memo.get("status_store")
         if store is not None:
             store.update(INFO.kind, self.namespace, self.name, {**update, "phase": phase})
@@ -281,6 +283,14 @@ class ServiceRun:
             if role is not None and problem is not None:
                 waiting[str(meta["name"])] = Held(role, str(meta["name"]), *problem, deployment=True)
         return waiting
+
+
+def serving(conditions: list[Condition], status: Mapping[str, Any]) -> bool:
+    """Whether the service's children run: submitted, or running still while a later spec's change is refused."""
+    submitted = find_condition(conditions, SUBMITTED)
+    if submitted is None:
+        return False
+    return submitted.status == "True" or (submitted.reason == REJECTED and bool(status.get("startTime")))
 
 
 def _is_true(conditions: list[Condition], type_: str) -> bool:

@@ -31,6 +31,7 @@ from controllers.kube import (
     owner_document,
     scoped_api,
 )
+from controllers.refusals import ChildRejectedError, Fixes, pod_of, refusals_named, report_rejection
 from controllers.servingpods import (
     APPLIED_TEMPLATE,
     children,
@@ -44,6 +45,12 @@ from mlscale.kinds import KINDS
 from roma.api import InferenceService
 
 INFO = KINDS["InferenceService"]
+FIXES = Fixes(
+    kind="InferenceService",
+    templates="spec.template, spec.gpu.template and spec.routerTemplate",
+    sizes="spec.cpu.coresMax and spec.memory (each replica starts at coresMax)",
+)
+"""Where an InferenceService's spec is changed to have a refused pod accepted."""
 IMAGE_MISSING = (
     "spec.image is required in a cluster: name an image with the roma engine (TensorFlow) and the "
     "model builder's module, e.g. 'registry.example/mlscale-roma:0.1'"
@@ -88,8 +95,15 @@ async def reconcile(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, logger:
         logger.warning("not serving %s: %s", body.metadata.name, IMAGE_MISSING)
         return
     namespace = str(body.metadata.namespace)
-    async with scoped_api(memo) as api:
-        made = await apply_children(api, owner_document(body), svc, namespace, update_templates=True)
+    try:
+        async with scoped_api(memo) as api:
+            await admit_pods(api, owner_document(body), svc, namespace)
+            made = await apply_children(api, owner_document(body), svc, namespace, update_templates=True)
+    except ChildRejectedError as exc:
+        running = "The replicas and the router keep running as they are." if status.get("startTime") else ""
+        message = report_rejection(body, patch, conditions, exc, generation=generation, now=now, after=running)
+        logger.warning("not serving %s as specified: %s", body.metadata.name, message)
+        return
     name = svc.metadata.name
     gpu = f", {svc.spec.gpu.count} GPU replicas" if svc.spec.gpu.count else ""
     message = (
@@ -107,6 +121,23 @@ async def reconcile(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, logger:
         now=now,
     )
     logger.info("serving %s: %s (created now: %s)", name, message, ", ".join(made) or "none")
+
+
+async def admit_pods(api: KubeApi, owner: Mapping[str, Any], svc: InferenceService, namespace: str) -> None:
+    """Have the API server admit one pod of each Deployment in a dry run, before any is created or changed.
+
+    A ReplicaSet whose pods are refused only says so in its conditions, and keeps trying: this
+    refuses the spec at once instead.
+
+    Raises:
+        ChildRejectedError: when validation, Pod Security admission or a LimitRange refuses one.
+    """
+    labels = service_labels(svc.metadata.name)
+    for _, plural, child in children(svc):
+        if plural == "deployments":
+            pod = pod_of(child, f"{child['metadata']['name']}-dry-run")
+            with refusals_named(f"a pod of Deployment {child['metadata']['name']} (a dry run)", FIXES):
+                await api.dry_run_create(core_path("pods", namespace), adopt(pod, owner, labels))
 
 
 async def apply_children(
@@ -143,7 +174,8 @@ async def apply_children(
         child_name = child["metadata"]["name"]
         current = existing.get(f"{plural}/{child_name}")
         if current is None:
-            await api.create(collection_path(group_version, plural, namespace), adopt(child, owner, labels))
+            with refusals_named(f"{child['kind']} {child_name}", FIXES):
+                await api.create(collection_path(group_version, plural, namespace), adopt(child, owner, labels))
             made.append(f"{plural}/{child_name}")
         elif update_templates and plural == "deployments":
             # From the template applied last (its annotation), not the stored one: what the spec
@@ -154,7 +186,8 @@ async def apply_children(
             if child_name != cpu_deployment_name(name):
                 spec["replicas"] = child["spec"]["replicas"]
             patch = {"metadata": {"annotations": dict(child["metadata"]["annotations"])}, "spec": spec}
-            await api.patch(collection_path(group_version, plural, namespace, child_name), patch)
+            with refusals_named(f"the update of {child['kind']} {child_name}", FIXES):
+                await api.patch(collection_path(group_version, plural, namespace, child_name), patch)
     gpu = gpu_deployment_name(name)
     if update_templates and svc.spec.gpu.count == 0 and f"deployments/{gpu}" in existing:
         # A GPU Deployment left from an earlier generation of the spec.

@@ -14,7 +14,7 @@ import copy
 import datetime as dt
 import ssl
 import tempfile
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -232,9 +232,38 @@ def adopt(child: dict[str, Any], owner: Mapping[str, Any], labels: Mapping[str, 
     return child
 
 
-async def patch_status(api: KubeApi, path: str, status: dict[str, Any]) -> None:
-    """Merge ``status`` into a custom resource's status subresource (``path`` is the object's path)."""
-    await api.patch(f"{path}/status", {"status": status})
+async def patch_status(
+    api: KubeApi, path: str, status: dict[str, Any], *, read: Sequence[Mapping[str, Any]] | None = None
+) -> None:
+    """Merge ``status`` into a custom resource's status subresource (``path`` is the object's path).
+
+    A merge patch replaces the whole conditions list. A loop that made ``status['conditions']``
+    from the conditions it read at the start of its period passes them as ``read``: then only
+    the conditions it changed are written, over the list stored now (read again), so one that a
+    handler set meanwhile (``Submitted`` after a refused change, say) is not put back as it was.
+    Unchanged conditions are left out of the patch.
+    """
+    if read is not None and "conditions" in status:
+        status = dict(status)
+        changed = changed_conditions(read, status.pop("conditions"))
+        if changed:
+            stored = ((await api.get(path) or {}).get("status") or {}).get("conditions") or []
+            status["conditions"] = with_conditions(stored, changed)
+    if status:
+        await api.patch(f"{path}/status", {"status": status})
+
+
+def changed_conditions(read: Sequence[Mapping[str, Any]], wanted: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The conditions in ``wanted`` that differ from (or are not in) ``read``."""
+    before = {c.get("type"): dict(c) for c in read}
+    return [dict(c) for c in wanted if before.get(c.get("type")) != dict(c)]
+
+
+def with_conditions(stored: Sequence[Mapping[str, Any]], changed: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """``stored`` with each condition of ``changed`` put in place of the one of its type (or added)."""
+    by_type = {c.get("type"): dict(c) for c in changed}
+    merged = [by_type.pop(c.get("type"), dict(c)) for c in stored]
+    return merged + list(by_type.values())
 
 
 def api_from_memo(memo: kopf.Memo) -> KubeApi:

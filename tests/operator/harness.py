@@ -12,12 +12,13 @@ import copy
 import datetime
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import aiohttp
 import aiohttp.web
+import attrs
 import kmock
 import kopf
 import pytest
@@ -44,6 +45,65 @@ class Emulator(kmock.KubernetesEmulator):
             if request.params.get("dryRun") == "All":
                 return aiohttp.web.json_response(request.data, status=201)
         return await super()._handle(request)
+
+
+@attrs.frozen
+class InvalidError(kmock.KubernetesError):
+    """What an API server answers for a pod it cannot accept."""
+
+    status: int = 422
+    reason: str = "Invalid"
+    message: str = 'Pod "pagerank-driver" is invalid: spec.tolerations[0].operator: Unsupported value: "Sometimes"'
+
+
+@attrs.frozen
+class PodSecurityError(kmock.KubernetesError):
+    """What Pod Security admission answers for a pod below the namespace's enforced level."""
+
+    status: int = 403
+    reason: str = "Forbidden"
+    message: str = (
+        'pods "pagerank-exec-check-1" is forbidden: violates PodSecurity "restricted:latest": '
+        'runAsNonRoot != true (pod or container "executor" must set securityContext.runAsNonRoot=true)'
+    )
+
+
+class ValidatingEmulator(Emulator):
+    """Refuses a pod with a toleration operator other than Exists or Equal, as an API server does.
+
+    With ``restricted`` set, refuses pods that do not run as non-root, as a namespace labelled
+    ``pod-security.kubernetes.io/enforce: restricted`` does.
+    """
+
+    pod_refusals = 0
+    restricted = False
+    dry_runs: ClassVar[list[dict[str, Any]]] = []
+
+    async def _handle(self, request: Any) -> Any:
+        if request.action == kmock.action.CREATE and request.url.path.endswith("/pods"):
+            if request.params.get("dryRun") == "All":
+                type(self).dry_runs.append(copy.deepcopy(request.data))
+            spec = request.data.get("spec") or {}
+            tolerations = spec.get("tolerations") or []
+            if any(t.get("operator") not in (None, "Exists", "Equal") for t in tolerations):
+                type(self).pod_refusals += 1
+                raise InvalidError()
+            if type(self).restricted and not (spec.get("securityContext") or {}).get("runAsNonRoot"):
+                type(self).pod_refusals += 1
+                raise PodSecurityError()
+        return await super()._handle(request)
+
+
+async def validating_emulator(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[kmock.KubernetesEmulator]:
+    """A fresh :class:`ValidatingEmulator`, handlers retried 0.2 s after a failure (use as a fixture body)."""
+    monkeypatch.setenv("MLSCALE_RETRY_BASE_SECONDS", "0.2")
+    ValidatingEmulator.pod_refusals = 0
+    ValidatingEmulator.restricted = False
+    ValidatingEmulator.dry_runs = []
+    async with ValidatingEmulator() as handler, kmock.Server(handler):
+        handler.resources.load_bundled()
+        register_crds(handler)
+        yield handler
 
 
 def register_crds(emulator: kmock.KubernetesEmulator) -> None:

@@ -11,21 +11,27 @@ from __future__ import annotations
 import asyncio
 import copy
 from collections.abc import AsyncIterator
-from typing import Any, ClassVar
+from typing import Any
 
-import attrs
 import kmock
 import kubernetes_validate
 import pytest
 import yaml
 
-from controllers.deadlinejob_service import rejection
+from controllers.deadlinejob_service import FIXES
 from controllers.kube import KubeError
+from controllers.refusals import rejection
 from controllers.sparkpods import driver_pod, executor_pod_check, executor_pod_memory
 from controllers.sparkpods import executor_pod_template as build_executor_pod_template
 from dynaspark.api import DeadlineJob
 from tests.operator.deadlinejob_helpers import PODS, condition, condition_is, job, job_path
-from tests.operator.harness import NAMESPACE, Cluster, Emulator, RunningOperator, register_crds
+from tests.operator.harness import (
+    NAMESPACE,
+    Cluster,
+    RunningOperator,
+    ValidatingEmulator,
+    validating_emulator,
+)
 
 pytestmark = pytest.mark.operator
 
@@ -156,62 +162,9 @@ async def test_template_that_sets_what_the_operator_decides_is_refused(
     assert await cluster.get(f"{CORE}/configmaps/pagerank-executor-template") is None
 
 
-@attrs.frozen
-class InvalidError(kmock.KubernetesError):
-    """What an API server answers for a pod it cannot accept."""
-
-    status: int = 422
-    reason: str = "Invalid"
-    message: str = 'Pod "pagerank-driver" is invalid: spec.tolerations[0].operator: Unsupported value: "Sometimes"'
-
-
-@attrs.frozen
-class PodSecurityError(kmock.KubernetesError):
-    """What Pod Security admission answers for a pod below the namespace's enforced level."""
-
-    status: int = 403
-    reason: str = "Forbidden"
-    message: str = (
-        'pods "pagerank-exec-check-1" is forbidden: violates PodSecurity "restricted:latest": '
-        'runAsNonRoot != true (pod or container "executor" must set securityContext.runAsNonRoot=true)'
-    )
-
-
-class ValidatingEmulator(Emulator):
-    """Refuses a pod with a toleration operator other than Exists or Equal, as an API server does.
-
-    With ``restricted`` set, refuses pods that do not run as non-root, as a namespace labelled
-    ``pod-security.kubernetes.io/enforce: restricted`` does.
-    """
-
-    pod_refusals = 0
-    restricted = False
-    dry_runs: ClassVar[list[dict[str, Any]]] = []
-
-    async def _handle(self, request: Any) -> Any:
-        if request.action == kmock.action.CREATE and request.url.path.endswith("/pods"):
-            if request.params.get("dryRun") == "All":
-                type(self).dry_runs.append(copy.deepcopy(request.data))
-            spec = request.data.get("spec") or {}
-            tolerations = spec.get("tolerations") or []
-            if any(t.get("operator") not in (None, "Exists", "Equal") for t in tolerations):
-                type(self).pod_refusals += 1
-                raise InvalidError()
-            if type(self).restricted and not (spec.get("securityContext") or {}).get("runAsNonRoot"):
-                type(self).pod_refusals += 1
-                raise PodSecurityError()
-        return await super()._handle(request)
-
-
 @pytest.fixture
 async def emulator(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[kmock.KubernetesEmulator]:
-    monkeypatch.setenv("MLSCALE_RETRY_BASE_SECONDS", "0.2")
-    ValidatingEmulator.pod_refusals = 0
-    ValidatingEmulator.restricted = False
-    ValidatingEmulator.dry_runs = []
-    async with ValidatingEmulator() as handler, kmock.Server(handler):
-        handler.resources.load_bundled()
-        register_crds(handler)
+    async for handler in validating_emulator(monkeypatch):
         yield handler
 
 
@@ -283,16 +236,16 @@ async def test_pod_security_refusal_names_the_fix_and_an_annotation_retries(
 
 def test_only_refusals_a_spec_change_can_fix_wait_for_one() -> None:
     rbac = KubeError(403, "Forbidden", 'pods is forbidden: User "system:serviceaccount:x:y" cannot create "pods"')
-    assert rejection(rbac, "Pod pagerank-driver") is None  # an administrator may grant it: retried
-    assert rejection(KubeError(503, "ServiceUnavailable", "etcd leader changed"), "Pod pagerank-driver") is None
+    assert rejection(rbac, "Pod pagerank-driver", FIXES) is None  # an administrator may grant it: retried
+    assert rejection(KubeError(503, "ServiceUnavailable", "etcd leader changed"), "Pod pagerank-driver", FIXES) is None
     baseline = KubeError(403, "Forbidden", 'violates PodSecurity "baseline:latest": hostPath volumes')
-    refused = rejection(baseline, "Pod pagerank-driver")
+    refused = rejection(baseline, "Pod pagerank-driver", FIXES)
     assert refused is not None
     assert "securityContext" in refused.advice()
     limit_range = KubeError(
         403, "Forbidden", 'pods "x" is forbidden: maximum memory usage per Container is 1Gi, but limit is 1408Mi'
     )
-    limited = rejection(limit_range, "executor pod")
+    limited = rejection(limit_range, "executor pod", FIXES)
     assert limited is not None
     assert "spec.executors.memory" in limited.advice()
     full_quota = KubeError(
@@ -300,11 +253,13 @@ def test_only_refusals_a_spec_change_can_fix_wait_for_one() -> None:
         "Forbidden",
         'pods "x" is forbidden: exceeded quota: compute, requested: cpu=2, used: cpu=9, limited: cpu=10',
     )
-    assert rejection(full_quota, "executor pod") is None  # frees up as other pods end
-    invalid = rejection(KubeError(422, "Invalid", "spec.volumes[1].name: Duplicate value"), "Pod pagerank-driver")
+    assert rejection(full_quota, "executor pod", FIXES) is None  # frees up as other pods end
+    invalid = rejection(
+        KubeError(422, "Invalid", "spec.volumes[1].name: Duplicate value"), "Pod pagerank-driver", FIXES
+    )
     assert invalid is not None
     assert "PodSecurity" not in invalid.advice()
-    assert "Fix spec.driver.template or spec.executors.template" in invalid.advice()
+    assert "Fix what the API server names in spec.driver.template and spec.executors.template" in invalid.advice()
 
 
 async def test_executors_the_api_would_refuse_stop_the_job_before_the_driver_starts(

@@ -1,0 +1,156 @@
+"""FederatedTraining and InferenceService pods the API server refuses for what they are.
+
+The operator has the API server admit their pods in a dry run before it creates anything; a
+refusal that only a spec change can fix (Pod Security admission here) sets ``Submitted=False``,
+reason ``ChildRejected``, with the server's message and the fix, and is not retried with
+backoff. A running InferenceService whose changed spec is refused keeps serving, and its loop
+keeps running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from collections.abc import AsyncIterator
+from typing import Any
+
+import kmock
+import pytest
+
+from controllers.kube import changed_conditions, with_conditions
+from tests.operator.harness import NAMESPACE, Cluster, RunningOperator, ValidatingEmulator, validating_emulator
+from tests.operator.inferenceservice_helpers import (
+    DEPLOYMENTS,
+    FakeRouter,
+    condition,
+    condition_is,
+    create_replica_pods,
+    fake_router,
+    service,
+    service_path,
+)
+from tests.operator.test_federatedtraining import TRAINING
+
+pytestmark = pytest.mark.operator
+
+BASE = f"/apis/mlscale.dev/v1alpha1/namespaces/{NAMESPACE}"
+PODS = f"/api/v1/namespaces/{NAMESPACE}/pods"
+NON_ROOT = {"spec": {"securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}}}
+
+
+@pytest.fixture
+async def emulator(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[kmock.KubernetesEmulator]:
+    async for handler in validating_emulator(monkeypatch):
+        yield handler
+
+
+@pytest.fixture
+async def router(kubeconfig: Any, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeRouter]:
+    async for fake in fake_router(monkeypatch):
+        yield fake
+
+
+async def not_retried() -> None:
+    """Backoff retries would come 0.2, 0.4, 0.8 s apart: none comes (kopf may run a handler twice)."""
+    await asyncio.sleep(0.5)
+    refusals = ValidatingEmulator.pod_refusals
+    await asyncio.sleep(1.5)
+    assert ValidatingEmulator.pod_refusals == refusals <= 4
+
+
+async def pods_of(cluster: Cluster, label: str, name: str) -> list[str]:
+    listing = await cluster.get(PODS)
+    items = (listing or {}).get("items", [])
+    return sorted(i["metadata"]["name"] for i in items if (i["metadata"].get("labels") or {}).get(label) == name)
+
+
+async def test_training_whose_pods_a_namespace_policy_refuses_starts_nothing_until_fixed(
+    operator: RunningOperator, cluster: Cluster
+) -> None:
+    ValidatingEmulator.restricted = True
+    path = f"{BASE}/federatedtrainings/digits"
+    await cluster.create(f"{BASE}/federatedtrainings", TRAINING)
+    obj = await cluster.wait_for(path, lambda o: condition_is(o, "Submitted", "False"))
+    submitted = condition(obj, "Submitted")
+    assert submitted is not None
+    assert submitted["reason"] == "ChildRejected"
+    assert "Pod digits-coordinator (a dry run)" in submitted["message"]
+    assert 'violates PodSecurity "restricted:latest"' in submitted["message"]
+    assert "spec.coordinatorTemplate and spec.clientTemplate" in submitted["message"]
+    assert "annotate the FederatedTraining" in submitted["message"]
+    assert {e["type"] for e in await cluster.wait_for_events("digits", "ChildRejected")} == {"Warning"}
+    # No coordinator waits for clients that cannot come.
+    assert await pods_of(cluster, "mlscale.dev/federatedtraining", "digits") == []
+    await not_retried()
+
+    # Both templates run as non-root now: the training starts.
+    fixed = {"coordinatorTemplate": NON_ROOT, "clientTemplate": NON_ROOT}
+    await cluster.patch(path, {"spec": fixed})
+    await cluster.wait_for(path, lambda o: condition_is(o, "Submitted", "True"))
+    names = await pods_of(cluster, "mlscale.dev/federatedtraining", "digits")
+    assert names == ["digits-client-0", "digits-client-1", "digits-client-2", "digits-client-3", "digits-coordinator"]
+    pod = await cluster.get(f"{PODS}/digits-client-1")
+    assert (pod or {})["spec"]["securityContext"]["runAsNonRoot"] is True
+
+
+async def test_service_whose_pods_are_refused_creates_no_deployment_and_a_refused_change_keeps_it_serving(
+    router: FakeRouter, operator: RunningOperator, cluster: Cluster
+) -> None:
+    ValidatingEmulator.restricted = True
+    await cluster.create(f"{BASE}/inferenceservices", service())
+    obj = await cluster.wait_for(service_path(), lambda o: condition_is(o, "Submitted", "False"))
+    submitted = condition(obj, "Submitted")
+    assert submitted is not None
+    assert submitted["reason"] == "ChildRejected"
+    assert "a pod of Deployment cnn-cpu (a dry run)" in submitted["message"]
+    assert "spec.template, spec.gpu.template and spec.routerTemplate" in submitted["message"]
+    assert "keep running" not in submitted["message"]  # nothing runs yet
+    # No ReplicaSet left trying to create pods the namespace refuses.
+    assert (await cluster.get(f"{DEPLOYMENTS}/cnn-cpu")) is None
+    await not_retried()
+
+    # The namespace is relabelled (no spec change): an annotation has the operator try again.
+    ValidatingEmulator.restricted = False
+    await cluster.patch(service_path(), {"metadata": {"annotations": {"retry": "1"}}})
+    await cluster.wait_for(service_path(), lambda o: condition_is(o, "Submitted", "True"))
+    await create_replica_pods(cluster, "cnn-cpu", 1)
+    await cluster.wait_for(service_path(), lambda o: ((o or {}).get("status") or {}).get("phase") == "Running")
+
+    # The namespace enforces `restricted` again, and a changed spec would give the replicas pods it refuses.
+    ValidatingEmulator.restricted = True
+    before = await cluster.get(f"{DEPLOYMENTS}/cnn-cpu")
+    changed = copy.deepcopy((obj or {})["spec"])
+    changed["batching"] = {"maxBatchSize": 8, "maxDelayMs": 2}
+    await cluster.patch(service_path(), {"spec": changed})
+    obj = await cluster.wait_for(service_path(), lambda o: condition_is(o, "Submitted", "False"))
+    submitted = condition(obj, "Submitted")
+    assert submitted is not None
+    assert submitted["reason"] == "ChildRejected"
+    assert "The replicas and the router keep running as they are." in submitted["message"]
+    after = await cluster.get(f"{DEPLOYMENTS}/cnn-cpu")
+    assert (after or {})["spec"]["template"] == (before or {})["spec"]["template"]
+    # The loop goes on: it registers the replicas with the router every period.
+    registered = len(router.registered)
+    for _ in range(100):
+        if len(router.registered) >= registered + 3:
+            break
+        await asyncio.sleep(0.05)
+    assert len(router.registered) >= registered + 3
+    # ... and writes only the conditions it changed: the refusal stays where the handler put it.
+    assert condition_is(await cluster.get(service_path()), "Submitted", "False")
+
+
+def test_a_loop_writes_the_conditions_it_changed_over_those_stored_now() -> None:
+    read = [
+        {"type": "Accepted", "status": "True", "reason": "Valid"},
+        {"type": "Submitted", "status": "True", "reason": "ChildrenCreated"},
+        {"type": "SloMet", "status": "True", "reason": "WithinSlo"},
+    ]
+    wanted = [*read[:2], {"type": "SloMet", "status": "False", "reason": "SloViolated"}]
+    wanted.append({"type": "PodsWaiting", "status": "False", "reason": "PodsRunning"})
+    changed = changed_conditions(read, wanted)
+    assert [c["type"] for c in changed] == ["SloMet", "PodsWaiting"]
+    assert changed_conditions(read, read) == []
+    # A handler refused a change meanwhile.
+    stored = [read[0], {"type": "Submitted", "status": "False", "reason": "ChildRejected"}, read[2]]
+    assert with_conditions(stored, changed) == [stored[0], stored[1], changed[0], changed[1]]
