@@ -131,14 +131,14 @@ def set_submitted(
 ) -> list[Condition]:
     """Record whether the resource's children were created (``Submitted``), with an Event on each change.
 
-    A refusal (e.g. ``ImageMissing``) posts a Warning Event once per reason; a submission posts a
+    A refusal (e.g. ``ImageMissing``) posts a Warning Event once per reason and message; a submission posts a
     Normal Event when the condition turns True.
     """
     previous = find_condition(conditions, SUBMITTED)
     status: ConditionStatus = "True" if submitted else "False"
     conditions = set_condition(conditions, SUBMITTED, status, reason, message, now=now, observed_generation=generation)
     patch.status["conditions"] = dump_conditions(conditions)
-    if not submitted and (previous is None or previous.reason != reason):
+    if not submitted and (previous is None or previous.reason != reason or previous.message != message):
         kopf.warn(body, reason=reason, message=message)
     if submitted and (previous is None or previous.status != "True"):
         kopf.info(body, reason=SUBMITTED, message=message)

@@ -122,7 +122,9 @@ async def admit_pods(api: KubeApi, owner: Mapping[str, Any], job: FederatedTrain
     coordinator = next(p for p in pods if p["metadata"]["name"] == coordinator_pod_name(job.metadata.name))
     client = next(p for p in pods if p is not coordinator)
     for pod in (coordinator, client):
-        with refusals_named(f"Pod {pod['metadata']['name']} (a dry run)", FIXES):
+        name = pod["metadata"].pop("name")
+        pod["metadata"]["generateName"] = f"{name}-check-"  # a pod of that name may exist (a retried start)
+        with refusals_named(f"Pod {name} (a dry run)", FIXES):
             await api.dry_run_create(core_path("pods", namespace), adopt(pod, owner, labels))
 
 

@@ -18,7 +18,7 @@ from typing import Any
 import kopf
 
 from controllers.flpods import CLIENT, COORDINATOR, checkpoint_reference
-from controllers.pods_waiting import Held, waiting_condition
+from controllers.pods_waiting import PODS_WAITING, Held, waiting_condition
 from hyperfl.api import HISTORY_LIMIT, FederatedTraining, FederatedTrainingStatus
 from hyperfl.stopping import decide_stop
 from mlscale.api import SUBMITTED, Condition, conditions_of, dump_conditions, find_condition, rfc3339, set_condition
@@ -156,14 +156,18 @@ def with_pods_waiting(
     now: dt.datetime,
 ) -> StatusStep:
     """The period's step with ``PodsWaiting`` (coordinator or client pods that cannot run) set in its conditions."""
-    if step.phase in TERMINAL_PHASES:
-        return step
     conditions = conditions_of(step.update) if "conditions" in step.update else current.conditions
+    ended = step.phase in TERMINAL_PHASES
+    previous = find_condition(conditions, PODS_WAITING)
+    if ended and (previous is None or previous.status != "True"):
+        return step  # nothing held up to clear
     held = waiting_condition(
         body,
         conditions,
-        waiting,
-        cleared=("PodsRunning", "No coordinator or client pod is held up."),
+        {} if ended else waiting,
+        cleared=("RunEnded", "The run has ended.")
+        if ended
+        else ("PodsRunning", "No coordinator or client pod is held up."),
         consequence=_WAITING_COSTS,
         fix=_WAITING_FIXES,
         now=now,

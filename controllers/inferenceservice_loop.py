@@ -21,6 +21,7 @@ pods keep their cores and the law's allocation drives the replica count alone.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -65,7 +66,7 @@ from controllers.replica_pods import (
     replica_pods,
 )
 from controllers.router_client import READ_TIMEOUT_S, RouterClient, RouterUnavailableError, router_url
-from controllers.servingpods import cpu_deployment_name, service_labels
+from controllers.servingpods import SERVED_SPEC, cpu_deployment_name, service_labels
 from mlscale import API_GROUP_VERSION
 from mlscale.api import (
     SUBMITTED,
@@ -142,8 +143,8 @@ class ServiceRun:
         self.path = group_path(API_GROUP_VERSION, INFO.plural, self.namespace, self.name)
         self.law: ServiceAllocationLaw | None = None
         """The allocation law, loaded from ``status.controlState`` on the first period."""
-        self.generation: int | None = None
-        """The spec generation the law was configured from."""
+        self.configured: str | None = None
+        """The spec the law was configured from (JSON): an applied change of it reconfigures the law."""
         self.period_s = IDLE_PERIOD_S
         self.cpu_meter = CpuMeter()
         """The replicas' CPU counters read in earlier periods."""
@@ -156,20 +157,27 @@ class ServiceRun:
         status = dict(obj.get("status") or {})
         conditions = conditions_of(status)
         read = dump_conditions(conditions)
-        if svc is None or not _is_true(conditions, "Accepted") or not serving(conditions, status):
+        submitted = find_condition(conditions, SUBMITTED)
+        if svc is None or not _is_true(conditions, "Accepted") or submitted is None:
             return IDLE_PERIOD_S  # refused, or not started yet: admission and the create handler say why
+        if submitted.status != "True" and submitted.reason != REJECTED:
+            return IDLE_PERIOD_S  # not started: the create handler says why
+        deployments = await self.deployments()
+        raw = served_spec(deployments.get(cpu_deployment_name(self.name)))
+        served = None if raw is None else validated({**obj, "spec": raw})
+        if served is not None and raw is not None:
+            svc = served  # the spec the handler applied last, not one it may be about to refuse
+        elif submitted.status == "True":
+            raw = dict(obj.get("spec") or {})
+        else:
+            return IDLE_PERIOD_S
         spec = svc.spec
         self.period_s = spec.control.period_seconds
-        made = await apply_children(self.api, owner_document(obj), svc, self.namespace)
+        made = await apply_children(self.api, owner_document(obj), svc, self.namespace, served=raw)
         if made:
             log.warning("recreated missing children of %s/%s: %s", self.namespace, self.name, ", ".join(made))
+            deployments = await self.deployments()
         children = await self.api.list(core_path("pods", self.namespace), service_labels(self.name))
-        deployments = {
-            str(d["metadata"]["name"]): d
-            for d in await self.api.list(
-                group_path("apps/v1", "deployments", self.namespace), service_labels(self.name)
-            )
-        }
         now = utcnow()
         waiting = await self.held_up(children, deployments.values())
         held = pods_waiting(self.body, conditions, waiting, now=now, generation=svc.metadata.generation)
@@ -183,10 +191,11 @@ class ServiceRun:
         await router.register(registrations(pods, spec.model.name, slots=max(2, spec.batching.max_batch_size)))
         if not any(p.ready and not p.accelerator for p in pods):
             return self.period_s
-        if self.law is None or self.generation != svc.metadata.generation:
+        configured = spec.model_dump_json()
+        if self.law is None or self.configured != configured:
             saved = (status.get("controlState") or {}).get("law") if self.law is None else self.law.to_dict()
             self.law = resume_law(spec, saved)
-            self.generation = svc.metadata.generation
+            self.configured = configured
         share = await node_share(self.api, self.namespace, self.name, pods)
         deployment = deployments.get(cpu_deployment_name(self.name))
         actuator = PodReplicaActuator(
@@ -271,6 +280,11 @@ class ServiceRun:
             store.update(INFO.kind, self.namespace, self.name, {**update, "phase": phase})
         return self.period_s
 
+    async def deployments(self) -> dict[str, dict[str, Any]]:
+        """The service's Deployments, by name."""
+        listed = await self.api.list(group_path("apps/v1", "deployments", self.namespace), service_labels(self.name))
+        return {str(d["metadata"]["name"]): d for d in listed}
+
     async def held_up(
         self, pods: Sequence[Mapping[str, Any]], deployments: Iterable[Mapping[str, Any]]
     ) -> dict[str, Held]:
@@ -280,17 +294,28 @@ class ServiceRun:
             meta = deployment.get("metadata") or {}
             role = ROLES.get(str((meta.get("labels") or {}).get(COMPONENT_LABEL)))
             problem = deployment_problem(deployment)
+            if problem is not None and problem[0] == "ProgressDeadlineExceeded":
+                # Its held pods say why better than the Deployment's timeout does.
+                problem = None if any(held.role == role for held in waiting.values()) else problem
             if role is not None and problem is not None:
                 waiting[str(meta["name"])] = Held(role, str(meta["name"]), *problem, deployment=True)
         return waiting
 
 
-def serving(conditions: list[Condition], status: Mapping[str, Any]) -> bool:
-    """Whether the service's children run: submitted, or running still while a later spec's change is refused."""
-    submitted = find_condition(conditions, SUBMITTED)
-    if submitted is None:
-        return False
-    return submitted.status == "True" or (submitted.reason == REJECTED and bool(status.get("startTime")))
+def served_spec(cpu_deployment: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The spec the create/update handler last applied, from the CPU Deployment (``None``: unknown).
+
+    The CPU Deployment keeps the spec its children were made from
+    (:data:`controllers.servingpods.SERVED_SPEC`). The loop serves and sizes the replicas by it,
+    and recreates a vanished child from it: a changed spec reaches the loop once the handler has
+    applied it, and one the API server refused (``ChildRejected``) never does.
+    """
+    text = (((cpu_deployment or {}).get("metadata") or {}).get("annotations") or {}).get(SERVED_SPEC)
+    try:
+        spec = json.loads(text) if text else None
+    except ValueError:
+        return None
+    return spec if isinstance(spec, dict) else None
 
 
 def _is_true(conditions: list[Condition], type_: str) -> bool:

@@ -23,6 +23,7 @@ import kopf
 from controllers import admission
 from controllers.kube import (
     KubeApi,
+    KubeError,
     adopt,
     core_path,
     delete_labelled,
@@ -31,9 +32,10 @@ from controllers.kube import (
     owner_document,
     scoped_api,
 )
-from controllers.refusals import ChildRejectedError, Fixes, pod_of, refusals_named, report_rejection
+from controllers.refusals import ChildRejectedError, Fixes, is_quota, pod_of, refusals_named, report_rejection
 from controllers.servingpods import (
     APPLIED_TEMPLATE,
+    SERVED_SPEC,
     children,
     cpu_deployment_name,
     gpu_deployment_name,
@@ -95,15 +97,23 @@ async def reconcile(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, logger:
         logger.warning("not serving %s: %s", body.metadata.name, IMAGE_MISSING)
         return
     namespace = str(body.metadata.namespace)
-    try:
-        async with scoped_api(memo) as api:
+    async with scoped_api(memo) as api:
+        try:
             await admit_pods(api, owner_document(body), svc, namespace)
-            made = await apply_children(api, owner_document(body), svc, namespace, update_templates=True)
-    except ChildRejectedError as exc:
-        running = "The replicas and the router keep running as they are." if status.get("startTime") else ""
-        message = report_rejection(body, patch, conditions, exc, generation=generation, now=now, after=running)
-        logger.warning("not serving %s as specified: %s", body.metadata.name, message)
-        return
+            made = await apply_children(
+                api, owner_document(body), svc, namespace, served=dict(body.spec), update_templates=True
+            )
+        except ChildRejectedError as exc:
+            cpu = await api.get(group_path("apps/v1", "deployments", namespace, cpu_deployment_name(svc.metadata.name)))
+            running = (
+                "The replicas and the router keep running as they are, sized by the operator for the spec they "
+                "were made from."
+                if cpu is not None
+                else ""
+            )
+            message = report_rejection(body, patch, conditions, exc, generation=generation, now=now, after=running)
+            logger.warning("not serving %s as specified: %s", body.metadata.name, message)
+            return
     name = svc.metadata.name
     gpu = f", {svc.spec.gpu.count} GPU replicas" if svc.spec.gpu.count else ""
     message = (
@@ -129,15 +139,29 @@ async def admit_pods(api: KubeApi, owner: Mapping[str, Any], svc: InferenceServi
     A ReplicaSet whose pods are refused only says so in its conditions, and keeps trying: this
     refuses the spec at once instead.
 
+    A Deployment whose pod template is the one it was last given needs none (its pods exist or
+    its ReplicaSet says why not); a full ResourceQuota is no refusal of the spec (it may be the
+    service's own replicas that fill it, and it clears as pods end: ``PodsWaiting`` tells).
+
     Raises:
         ChildRejectedError: when validation, Pod Security admission or a LimitRange refuses one.
     """
     labels = service_labels(svc.metadata.name)
+    deployments = group_path("apps/v1", "deployments", namespace)
+    applied = {
+        d["metadata"]["name"]: ((d["metadata"].get("annotations") or {}).get(APPLIED_TEMPLATE))
+        for d in await api.list(deployments, labels)
+    }
     for _, plural, child in children(svc):
-        if plural == "deployments":
-            pod = pod_of(child, f"{child['metadata']['name']}-dry-run")
-            with refusals_named(f"a pod of Deployment {child['metadata']['name']} (a dry run)", FIXES):
-                await api.dry_run_create(core_path("pods", namespace), adopt(pod, owner, labels))
+        name = child["metadata"]["name"]
+        if plural != "deployments" or applied.get(name) == child["metadata"]["annotations"][APPLIED_TEMPLATE]:
+            continue
+        try:
+            with refusals_named(f"a pod of Deployment {name} (a dry run)", FIXES):
+                await api.dry_run_create(core_path("pods", namespace), adopt(pod_of(child), owner, labels))
+        except KubeError as exc:
+            if not is_quota(exc):
+                raise
 
 
 async def apply_children(
@@ -146,6 +170,7 @@ async def apply_children(
     svc: InferenceService,
     namespace: str,
     *,
+    served: Mapping[str, Any],
     update_templates: bool = False,
 ) -> list[str]:
     """Create the service's missing children; optionally bring existing Deployments' templates up to date.
@@ -155,6 +180,8 @@ async def apply_children(
         owner: The InferenceService (apiVersion, kind, metadata with uid).
         svc: The validated service.
         namespace: Its namespace.
+        served: The spec ``svc`` was validated from, as stored: the CPU Deployment keeps it
+            (:data:`controllers.servingpods.SERVED_SPEC`) for the loop to serve by.
         update_templates: Patch each existing Deployment's pod template (and the GPU count) to
             the spec's, and delete a GPU Deployment the spec no longer asks for; the CPU
             Deployment's replica count is left to the law.
@@ -172,6 +199,9 @@ async def apply_children(
     made = []
     for group_version, plural, child in children(svc):
         child_name = child["metadata"]["name"]
+        if child_name == cpu_deployment_name(name):
+            text = json.dumps(served, sort_keys=True, separators=(",", ":"))
+            child["metadata"]["annotations"][SERVED_SPEC] = text
         current = existing.get(f"{plural}/{child_name}")
         if current is None:
             with refusals_named(f"{child['kind']} {child_name}", FIXES):

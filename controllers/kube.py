@@ -412,7 +412,11 @@ def pod_problem(pod: Mapping[str, Any]) -> tuple[str, str] | None:
 
     Unschedulable (the scheduler's message names what no node has), or a container waiting for a
     reason in :data:`POD_PROBLEMS` (an image that cannot be pulled, a missing Secret or
-    ConfigMap, a crashing init container). A pod still being created is not held up.
+    ConfigMap, a crashing init container). A container that failed and was restarted, and runs
+    again but is not ready yet, is still held up (``CrashLoopBackOff``): between its crashes the
+    kubelet shows it running, and a model server that loads for a while before it crashes again
+    would otherwise be announced as running, then held, every cycle. A pod still being created
+    is not held up.
     """
     status = pod.get("status") or {}
     if status.get("phase") in ("Succeeded", "Failed"):
@@ -425,15 +429,28 @@ def pod_problem(pod: Mapping[str, Any]) -> tuple[str, str] | None:
     for container in [*init, *(status.get("containerStatuses") or [])]:
         waiting = (container.get("state") or {}).get("waiting") or {}
         reason = waiting.get("reason")
+        last = (container.get("lastState") or {}).get("terminated") or {}
         if reason in POD_PROBLEMS:
             detail = str(waiting.get("message") or "no message")
-            last = (container.get("lastState") or {}).get("terminated") or {}
-            if last:  # a crashing container: how its last run ended says why
-                said = " ".join(str(last.get("message") or "").split())[-LAST_MESSAGE_CHARS:]
-                ended = f"exit code {last.get('exitCode')} ({last.get('reason') or 'no reason'})"
-                detail += f"; last ended with {ended}" + (f": {said}" if said else "")
+            if reason in CRASHES and last:  # how its last run ended says why
+                detail += f"; {_last_run(last)}"
             return str(reason), f"container {container.get('name')}: {detail}"
+        crashed = last.get("exitCode") not in (None, 0) and int(container.get("restartCount") or 0) > 0
+        if crashed and not waiting and not container.get("ready"):
+            restarts = int(container.get("restartCount") or 0)
+            detail = f"restarted {restarts} time{'s' if restarts > 1 else ''}, not ready; {_last_run(last)}"
+            return "CrashLoopBackOff", f"container {container.get('name')}: {detail}"
     return None
+
+
+CRASHES = frozenset({"CrashLoopBackOff", "RunContainerError"})
+"""Waiting reasons of a container that ran and ended: how its last run ended is quoted."""
+
+
+def _last_run(terminated: Mapping[str, Any]) -> str:
+    said = " ".join(str(terminated.get("message") or "").split())[-LAST_MESSAGE_CHARS:]
+    ended = f"exit code {terminated.get('exitCode')} ({terminated.get('reason') or 'no reason'})"
+    return f"last ended with {ended}" + (f": {said}" if said else "")
 
 
 EVENT_PROBLEMS = frozenset({"FailedMount", "FailedAttachVolume", "FailedCreatePodSandBox"})
@@ -449,6 +466,18 @@ def is_being_created(pod: Mapping[str, Any]) -> bool:
         ((c.get("state") or {}).get("waiting") or {}).get("reason") in ("ContainerCreating", "PodInitializing")
         for c in containers
     )
+
+
+EVENT_REPEATS = 2
+"""Times a failure Event must have been seen to count: one alone is often the kubelet's
+transient (a service-account volume mounted before its ConfigMap is registered, say); a
+missing Secret or claim repeats within seconds as the kubelet retries."""
+
+
+def event_count(event: Mapping[str, Any]) -> int:
+    """How many times an Event was seen (``series.count`` or ``count``; 1 when neither says)."""
+    counts = [(event.get("series") or {}).get("count"), event.get("count")]
+    return max([int(c) for c in counts if isinstance(c, int)] or [1])
 
 
 EVENT_RECENT_S = 180.0
@@ -506,6 +535,7 @@ async def pod_event_problems(
             or event.get("reason") not in EVENT_PROBLEMS
             or seen_s is None
             or now_s - seen_s > EVENT_RECENT_S
+            or event_count(event) < EVENT_REPEATS
         ):
             continue
         name = pods[uid]

@@ -212,7 +212,7 @@ def waiting_condition(
             body, conditions, PODS_WAITING, "False", reason=reason, message=message, now=now, generation=generation
         )
     first = waiting[min(waiting)]
-    what, reason, detail = first.what, first.reason, first.detail
+    what, reason, detail = first.what, first.reason, first.detail.rstrip(". ")
     where = fix if isinstance(fix, str) else fix.get(first.role, "the spec")
     cost = consequence if isinstance(consequence, str) else consequence.get(first.role, "It waits meanwhile")
     others = len(waiting) - 1

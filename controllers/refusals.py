@@ -74,6 +74,10 @@ class ChildRejectedError(KubeError):
             "the operator tries again when the spec changes"
         )
 
+    def __str__(self) -> str:
+        """The refusal, the child it refused and the fix (what a loop's log shows)."""
+        return self.sentence()
+
     def sentence(self) -> str:
         """The refusal and its fix, for the ``Submitted`` condition and the Event."""
         return f"the API server refused {self.child}: {self.message}. {self.advice()}"
@@ -127,11 +131,17 @@ def report_rejection(
     return message
 
 
-def pod_of(deployment: Mapping[str, Any], name: str) -> dict[str, Any]:
-    """The pod a Deployment's ReplicaSet would create from its template (for a dry run), named ``name``."""
+def pod_of(deployment: Mapping[str, Any]) -> dict[str, Any]:
+    """A pod as a Deployment's ReplicaSet would create it from the template (for a dry run)."""
     template = deployment["spec"]["template"]
     metadata = {k: v for k, v in (template.get("metadata") or {}).items() if k in ("labels", "annotations")}
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": {**metadata, "name": name}, "spec": template["spec"]}
+    metadata["generateName"] = f"{deployment['metadata']['name']}-"
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": template["spec"]}
+
+
+def is_quota(exc: KubeError) -> bool:
+    """Whether a refusal is a ResourceQuota's (``exceeded quota``): it clears as other pods end."""
+    return exc.status == 403 and "exceeded quota" in exc.message
 
 
 __all__ = ["REJECTED", "ChildRejectedError", "Fixes", "pod_of", "refusals_named", "rejection", "report_rejection"]

@@ -34,7 +34,7 @@ class Emulator(kmock.KubernetesEmulator):
     """kmock's emulator plus ``metadata.generateName`` on create, which kopf uses for Events.
 
     A create with ``dryRun=All`` answers the object without storing it, as an API server does
-    (subclasses that refuse objects refuse dry runs alike).
+    (409 when one of that name exists; subclasses that refuse objects refuse dry runs alike).
     """
 
     async def _handle(self, request: Any) -> Any:
@@ -43,8 +43,23 @@ class Emulator(kmock.KubernetesEmulator):
             if not meta.get("name") and meta.get("generateName"):
                 meta["name"] = f"{meta['generateName']}{uuid.uuid4().hex[:8]}"
             if request.params.get("dryRun") == "All":
+                if self._exists(request, meta):
+                    status = {"kind": "Status", "status": "Failure", "reason": "AlreadyExists", "code": 409}
+                    return aiohttp.web.json_response({**status, "message": f"{meta['name']!r} exists"}, status=409)
                 return aiohttp.web.json_response(request.data, status=201)
         return await super()._handle(request)
+
+    def _exists(self, request: Any, meta: dict[str, Any]) -> bool:
+        """Whether an object of that resource, namespace and name is stored (a dry run clashes with it too)."""
+        namespace = request.namespace or meta.get("namespace")
+        plural = getattr(request.resource, "plural", None)
+        return any(
+            name == meta.get("name")
+            and ns == namespace
+            and getattr(resource, "plural", None) == plural
+            and not obj.deleted
+            for (resource, ns, name), obj in self._objects.items()
+        )
 
 
 @attrs.frozen

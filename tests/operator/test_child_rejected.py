@@ -17,7 +17,7 @@ from typing import Any
 import kmock
 import pytest
 
-from controllers.kube import changed_conditions, with_conditions
+from controllers.kube import changed_conditions, patch_status, with_conditions
 from tests.operator.harness import NAMESPACE, Cluster, RunningOperator, ValidatingEmulator, validating_emulator
 from tests.operator.inferenceservice_helpers import (
     DEPLOYMENTS,
@@ -93,6 +93,15 @@ async def test_training_whose_pods_a_namespace_policy_refuses_starts_nothing_unt
     assert (pod or {})["spec"]["securityContext"]["runAsNonRoot"] is True
 
 
+async def test_a_training_whose_pod_exists_already_starts(operator: RunningOperator, cluster: Cluster) -> None:
+    # A start that was cut short created a client pod; its dry run must not clash with it.
+    await cluster.create(PODS, {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "digits-client-0"}, "spec": {}})
+    path = f"{BASE}/federatedtrainings/digits"
+    await cluster.create(f"{BASE}/federatedtrainings", TRAINING)
+    await cluster.wait_for(path, lambda o: condition_is(o, "Submitted", "True"))
+    assert len(ValidatingEmulator.dry_runs) == 2  # the coordinator and a client
+
+
 async def test_service_whose_pods_are_refused_creates_no_deployment_and_a_refused_change_keeps_it_serving(
     router: FakeRouter, operator: RunningOperator, cluster: Cluster
 ) -> None:
@@ -116,17 +125,19 @@ async def test_service_whose_pods_are_refused_creates_no_deployment_and_a_refuse
     await create_replica_pods(cluster, "cnn-cpu", 1)
     await cluster.wait_for(service_path(), lambda o: ((o or {}).get("status") or {}).get("phase") == "Running")
 
-    # The namespace enforces `restricted` again, and a changed spec would give the replicas pods it refuses.
+    # The namespace enforces `restricted` again, and a changed spec would give the replicas pods it
+    # refuses, and add GPU replicas.
     ValidatingEmulator.restricted = True
     before = await cluster.get(f"{DEPLOYMENTS}/cnn-cpu")
     changed = copy.deepcopy((obj or {})["spec"])
     changed["batching"] = {"maxBatchSize": 8, "maxDelayMs": 2}
+    changed["gpu"] = {"count": 1, "resourceName": "nvidia.com/gpu", "alpha": 0.25}
     await cluster.patch(service_path(), {"spec": changed})
     obj = await cluster.wait_for(service_path(), lambda o: condition_is(o, "Submitted", "False"))
     submitted = condition(obj, "Submitted")
     assert submitted is not None
     assert submitted["reason"] == "ChildRejected"
-    assert "The replicas and the router keep running as they are." in submitted["message"]
+    assert "The replicas and the router keep running as they are, sized by the operator" in submitted["message"]
     after = await cluster.get(f"{DEPLOYMENTS}/cnn-cpu")
     assert (after or {})["spec"]["template"] == (before or {})["spec"]["template"]
     # The loop goes on: it registers the replicas with the router every period.
@@ -138,6 +149,10 @@ async def test_service_whose_pods_are_refused_creates_no_deployment_and_a_refuse
     assert len(router.registered) >= registered + 3
     # ... and writes only the conditions it changed: the refusal stays where the handler put it.
     assert condition_is(await cluster.get(service_path()), "Submitted", "False")
+    # It serves by the spec the children were made from: no GPU Deployment the namespace would
+    # refuse pods to, the replicas still registered with their batch slots.
+    assert await cluster.get(f"{DEPLOYMENTS}/cnn-gpu") is None
+    assert {r["name"] for r in router.registered[-1]} == {"cnn-cpu-0"}
 
 
 def test_a_loop_writes_the_conditions_it_changed_over_those_stored_now() -> None:
@@ -154,3 +169,35 @@ def test_a_loop_writes_the_conditions_it_changed_over_those_stored_now() -> None
     # A handler refused a change meanwhile.
     stored = [read[0], {"type": "Submitted", "status": "False", "reason": "ChildRejected"}, read[2]]
     assert with_conditions(stored, changed) == [stored[0], stored[1], changed[0], changed[1]]
+
+
+class _StatusApi:
+    """Stores one object; a handler's write lands between the loop's read and its patch."""
+
+    def __init__(self, conditions: list[dict[str, Any]]) -> None:
+        self.stored = {"status": {"conditions": conditions}}
+        self.patches: list[dict[str, Any]] = []
+
+    async def get(self, path: str) -> dict[str, Any]:
+        return copy.deepcopy(self.stored)
+
+    async def patch(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        self.patches.append(body)
+        self.stored["status"].update(copy.deepcopy(body["status"]))
+        return self.stored
+
+
+async def test_a_handlers_refusal_written_during_a_period_is_not_put_back() -> None:
+    read = [
+        {"type": "Submitted", "status": "True", "reason": "ChildrenCreated"},
+        {"type": "SloMet", "status": "True", "reason": "WithinSlo"},
+    ]
+    refused = {"type": "Submitted", "status": "False", "reason": "ChildRejected"}
+    api = _StatusApi([refused, read[1]])  # what is stored once the handler wrote
+    slo_violated = {"type": "SloMet", "status": "False", "reason": "SloViolated"}
+    await patch_status(api, "/x", {"latencyMs": 120.0, "conditions": [read[0], slo_violated]}, read=read)  # type: ignore[arg-type]
+    assert api.stored["status"]["conditions"] == [refused, slo_violated]
+    assert api.stored["status"]["latencyMs"] == 120.0
+    # A period that changed no condition writes none.
+    await patch_status(api, "/x", {"latencyMs": 90.0, "conditions": read}, read=read)  # type: ignore[arg-type]
+    assert "conditions" not in api.patches[-1]["status"]

@@ -138,14 +138,38 @@ def test_pod_problem_names_what_holds_a_pod_and_nothing_else() -> None:
     scheduled = {"type": "PodScheduled", "status": "True"}
     assert pod_problem(_pod("Pending", conditions=[scheduled])) is None
     assert pod_problem(_pod("Failed", containerStatuses=[missing_secret])) is None
+    # Between two crashes the kubelet shows the container running: still held until it is ready.
+    ended = {"exitCode": 1, "reason": "Error", "message": "OSError: model file not found"}
+    restarted = {
+        "name": "server",
+        "ready": False,
+        "restartCount": 3,
+        "state": {"running": {"startedAt": "2026-12-07T10:00:00Z"}},
+        "lastState": {"terminated": ended},
+    }
+    assert pod_problem(_pod("Running", containerStatuses=[restarted])) == (
+        "CrashLoopBackOff",
+        "container server: restarted 3 times, not ready; last ended with exit code 1 (Error): "
+        "OSError: model file not found",
+    )
+    assert pod_problem(_pod("Running", containerStatuses=[{**restarted, "ready": True}])) is None
+    # A pull that fails after an earlier run: how that run ended says nothing of it.
+    pulling = {**restarted, "state": {"waiting": {"reason": "ImagePullBackOff", "message": "Back-off pulling"}}}
+    assert pod_problem(_pod("Running", containerStatuses=[pulling])) == (
+        "ImagePullBackOff",
+        "container server: Back-off pulling",
+    )
 
 
-def _event(uid: str, reason: str, message: str, ago_s: float, *, type_: str = "Warning") -> dict[str, object]:
+def _event(
+    uid: str, reason: str, message: str, ago_s: float, *, type_: str = "Warning", count: int = 4
+) -> dict[str, object]:
     at = (dt.datetime.now(dt.UTC) - dt.timedelta(seconds=ago_s)).strftime("%Y-%m-%dT%H:%M:%SZ")
     return {
         "apiVersion": "v1",
         "kind": "Event",
-        "metadata": {"name": f"pagerank-driver.{uid}.{reason.lower()}", "namespace": NAMESPACE},
+        "count": count,
+        "metadata": {"name": f"pagerank-driver.{uid}.{reason.lower()}.{count}", "namespace": NAMESPACE},
         "involvedObject": {"kind": "Pod", "name": "pagerank-driver", "namespace": NAMESPACE, "uid": uid},
         "reason": reason,
         "type": type_,
@@ -172,6 +196,12 @@ async def test_a_volume_that_cannot_be_mounted_is_named_from_the_kubelets_recent
     # What is not about this pod now: a pod of the same name before it, a mount that failed long ago.
     await cluster.create(events, _event("earlier-pod", "FailedAttachVolume", "the earlier pod's", ago_s=2))
     await cluster.create(events, _event(uid, "FailedCreatePodSandBox", "long ago", ago_s=600))
+    # ... and a transient the kubelet got over: seen once, the latest.
+    transient = (
+        'MountVolume.SetUp failed for volume "kube-api-access-x7k2p" : '
+        'object "default"/"kube-root-ca.crt" not registered'
+    )
+    await cluster.create(events, _event(uid, "FailedMount", transient, ago_s=1, count=1))
     # Scheduled; its container stays ContainerCreating, which is all the pod itself says.
     creating = {"name": "driver", "state": {"waiting": {"reason": "ContainerCreating"}}}
     status = {
