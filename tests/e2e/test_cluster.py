@@ -97,3 +97,55 @@ def test_pod_templates_survive_the_schema_and_conflicts_are_refused(namespace: s
             return
         time.sleep(2)
     pytest.fail("DeadlineJob/templated-bad with a reserved label was not refused within 60 s")
+
+
+def _wait_for_condition(
+    kind: str, name: str, namespace: str, *, type_: str, status: str, timeout_s: float
+) -> dict[str, str]:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        found = _conditions(kind, name, namespace).get(type_, {})
+        if found.get("status") == status:
+            return found
+        time.sleep(2)
+    pytest.fail(f"{kind}/{name} did not get {type_}={status} within {timeout_s:.0f} s")
+
+
+def _inference_service(name: str, image: str) -> dict[str, object]:
+    return {
+        "apiVersion": "mlscale.dev/v1alpha1",
+        "kind": "InferenceService",
+        "metadata": {"name": name},
+        "spec": {
+            "model": {"name": "small-cnn", "builder": "examples.roma.models:small_cnn"},
+            "slo": {"latencyMs": 100},
+            "image": image,
+        },
+    }
+
+
+def test_a_service_whose_image_cannot_be_pulled_names_its_pods(namespace: str) -> None:
+    kubectl_apply(namespace, json.dumps(_inference_service("unpullable", "registry.invalid/mlscale/none:0")))
+    held = _wait_for_condition(
+        "InferenceService", "unpullable", namespace, type_="PodsWaiting", status="True", timeout_s=180
+    )
+    assert held["reason"] in ("ErrImagePull", "ImagePullBackOff")
+    assert "unpullable-" in held["message"]  # the pod, by name
+    kubectl("delete", "inferenceservice", "unpullable", "-n", namespace, "--wait=false", check=False)
+
+
+def test_pods_a_restricted_namespace_refuses_are_refused_before_any_is_created() -> None:
+    restricted = f"{NAMESPACE}-restricted"
+    kubectl("create", "namespace", restricted, check=False)
+    kubectl("label", "namespace", restricted, "pod-security.kubernetes.io/enforce=restricted", "--overwrite")
+    try:
+        kubectl_apply(restricted, json.dumps(_inference_service("root", "registry.example/mlscale-roma:0.1")))
+        submitted = _wait_for_condition(
+            "InferenceService", "root", restricted, type_="Submitted", status="False", timeout_s=60
+        )
+        assert submitted["reason"] == "ChildRejected"
+        assert "violates PodSecurity" in submitted["message"]
+        deployments = json.loads(kubectl("get", "deployments", "-n", restricted, "-o", "json").stdout)
+        assert deployments["items"] == []
+    finally:
+        kubectl("delete", "namespace", restricted, "--wait=false", check=False)
