@@ -158,7 +158,9 @@ async def create_children(api: KubeApi, owner: kopf.Body, job: DeadlineJob, name
         children.insert(0, (core_path("serviceaccounts", namespace), spark_service_account(job)))
     # Spark creates the executors once the driver runs: have the API server admit one first, so a
     # template or namespace policy that refuses them stops the job before its deadline runs.
-    with refusals_named("executor pod (a dry run of the pod Spark will ask for)", FIXES):
+    with refusals_named(
+        "executor pod (a dry run of the pod Spark will ask for)", FIXES, generated=f"{job.metadata.name}-exec-check-"
+    ):
         await api.dry_run_create(core_path("pods", namespace), executor_pod_check(job))
     for path, child in children:
         name = child["metadata"]["name"]

@@ -191,11 +191,11 @@ class TrainingFollower:
         reported = await read_coordinator(self.http, coordinator_url(name, namespace), self.logger)
         if pod_phase in ("Failed", "Succeeded") and (pod_phase == "Failed" or reported is None):
             step = follow(job, current, reported, now=now)
-            if step.phase in TERMINAL_PHASES:
-                return step
-            what = "failed" if pod_phase == "Failed" else "ended before reporting the end of the run"
-            message = f"the coordinator pod {coordinator_pod_name(name)} {what}: {_pod_message(coordinator or {})}"
-            return ended(current, message, now=now)
+            if step.phase not in TERMINAL_PHASES:
+                what = "failed" if pod_phase == "Failed" else "ended before reporting the end of the run"
+                message = f"the coordinator pod {coordinator_pod_name(name)} {what}: {_pod_message(coordinator or {})}"
+                step = ended(current, message, now=now)
+            return with_pods_waiting(self.body, job, current, step, {}, now=now)  # clears it: the run ended
         existing = {f"pods/{p['metadata']['name']}" for p in pods}
         services = await self.api.list(core_path("services", namespace), training_labels(name))
         existing |= {f"services/{s['metadata']['name']}" for s in services}

@@ -124,7 +124,7 @@ async def admit_pods(api: KubeApi, owner: Mapping[str, Any], job: FederatedTrain
     for pod in (coordinator, client):
         name = pod["metadata"].pop("name")
         pod["metadata"]["generateName"] = f"{name}-check-"  # a pod of that name may exist (a retried start)
-        with refusals_named(f"Pod {name} (a dry run)", FIXES):
+        with refusals_named(f"Pod {name} (a dry run)", FIXES, generated=f"{name}-check-"):
             await api.dry_run_create(core_path("pods", namespace), adopt(pod, owner, labels))
 
 

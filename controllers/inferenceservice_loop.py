@@ -21,7 +21,6 @@ pods keep their cores and the law's allocation drives the replica count alone.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -32,7 +31,7 @@ import kopf
 from pydantic import ValidationError
 
 from controllers.daemons import sleep_unless_stopped
-from controllers.inferenceservice_service import INFO, apply_children
+from controllers.inferenceservice_service import INFO, apply_children, served_spec
 from controllers.inferenceservice_status import (
     CONTENDED,
     RESIZE_UNSUPPORTED,
@@ -66,7 +65,7 @@ from controllers.replica_pods import (
     replica_pods,
 )
 from controllers.router_client import READ_TIMEOUT_S, RouterClient, RouterUnavailableError, router_url
-from controllers.servingpods import SERVED_SPEC, cpu_deployment_name, service_labels
+from controllers.servingpods import cpu_deployment_name, service_labels
 from mlscale import API_GROUP_VERSION
 from mlscale.api import (
     SUBMITTED,
@@ -163,20 +162,25 @@ class ServiceRun:
         if submitted.status != "True" and submitted.reason != REJECTED:
             return IDLE_PERIOD_S  # not started: the create handler says why
         deployments = await self.deployments()
-        raw = served_spec(deployments.get(cpu_deployment_name(self.name)))
+        cpu = deployments.get(cpu_deployment_name(self.name))
+        raw = served_spec(cpu)
         served = None if raw is None else validated({**obj, "spec": raw})
-        if served is not None and raw is not None:
+        admitted = submitted.status == "True" and submitted.observed_generation in (None, svc.metadata.generation)
+        if served is not None:
             svc = served  # the spec the handler applied last, not one it may be about to refuse
-        elif submitted.status == "True":
+        elif admitted:
             raw = dict(obj.get("spec") or {})
+        elif cpu is None:
+            return IDLE_PERIOD_S  # nothing runs yet
         else:
-            return IDLE_PERIOD_S
+            raw = None  # children made by an operator that kept no spec on them: serve, recreate nothing
         spec = svc.spec
         self.period_s = spec.control.period_seconds
-        made = await apply_children(self.api, owner_document(obj), svc, self.namespace, served=raw)
-        if made:
-            log.warning("recreated missing children of %s/%s: %s", self.namespace, self.name, ", ".join(made))
-            deployments = await self.deployments()
+        if raw is not None:
+            made = await apply_children(self.api, owner_document(obj), svc, self.namespace, served=raw)
+            if made:
+                log.warning("recreated missing children of %s/%s: %s", self.namespace, self.name, ", ".join(made))
+                deployments = await self.deployments()
         children = await self.api.list(core_path("pods", self.namespace), service_labels(self.name))
         now = utcnow()
         waiting = await self.held_up(children, deployments.values())
@@ -300,22 +304,6 @@ class ServiceRun:
             if role is not None and problem is not None:
                 waiting[str(meta["name"])] = Held(role, str(meta["name"]), *problem, deployment=True)
         return waiting
-
-
-def served_spec(cpu_deployment: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    """The spec the create/update handler last applied, from the CPU Deployment (``None``: unknown).
-
-    The CPU Deployment keeps the spec its children were made from
-    (:data:`controllers.servingpods.SERVED_SPEC`). The loop serves and sizes the replicas by it,
-    and recreates a vanished child from it: a changed spec reaches the loop once the handler has
-    applied it, and one the API server refused (``ChildRejected``) never does.
-    """
-    text = (((cpu_deployment or {}).get("metadata") or {}).get("annotations") or {}).get(SERVED_SPEC)
-    try:
-        spec = json.loads(text) if text else None
-    except ValueError:
-        return None
-    return spec if isinstance(spec, dict) else None
 
 
 def _is_true(conditions: list[Condition], type_: str) -> bool:

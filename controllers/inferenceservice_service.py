@@ -108,7 +108,7 @@ async def reconcile(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, logger:
             running = (
                 "The replicas and the router keep running as they are, sized by the operator for the spec they "
                 "were made from."
-                if cpu is not None
+                if served_spec(cpu) is not None
                 else ""
             )
             message = report_rejection(body, patch, conditions, exc, generation=generation, now=now, after=running)
@@ -157,8 +157,9 @@ async def admit_pods(api: KubeApi, owner: Mapping[str, Any], svc: InferenceServi
         if plural != "deployments" or applied.get(name) == child["metadata"]["annotations"][APPLIED_TEMPLATE]:
             continue
         try:
-            with refusals_named(f"a pod of Deployment {name} (a dry run)", FIXES):
-                await api.dry_run_create(core_path("pods", namespace), adopt(pod_of(child), owner, labels))
+            pod = pod_of(child)
+            with refusals_named(f"a pod of Deployment {name} (a dry run)", FIXES, generated=f"{name}-"):
+                await api.dry_run_create(core_path("pods", namespace), adopt(pod, owner, labels))
         except KubeError as exc:
             if not is_quota(exc):
                 raise
@@ -197,12 +198,13 @@ async def apply_children(
         for item in await api.list(collection_path(group_version, plural, namespace), labels)
     }
     made = []
+    served_text = json.dumps(served, sort_keys=True, separators=(",", ":"))
+    cpu_path = group_path("apps/v1", "deployments", namespace, cpu_deployment_name(name))
     for group_version, plural, child in children(svc):
         child_name = child["metadata"]["name"]
-        if child_name == cpu_deployment_name(name):
-            text = json.dumps(served, sort_keys=True, separators=(",", ":"))
-            child["metadata"]["annotations"][SERVED_SPEC] = text
         current = existing.get(f"{plural}/{child_name}")
+        if child_name == cpu_deployment_name(name) and current is None:
+            child["metadata"]["annotations"][SERVED_SPEC] = served_text
         if current is None:
             with refusals_named(f"{child['kind']} {child_name}", FIXES):
                 await api.create(collection_path(group_version, plural, namespace), adopt(child, owner, labels))
@@ -222,7 +224,27 @@ async def apply_children(
     if update_templates and svc.spec.gpu.count == 0 and f"deployments/{gpu}" in existing:
         # A GPU Deployment left from an earlier generation of the spec.
         await api.delete(group_path("apps/v1", "deployments", namespace, gpu))
+    cpu = existing.get(f"deployments/{cpu_deployment_name(name)}")
+    if update_templates and cpu is not None and served_spec(cpu) != served:
+        # Last: the loop serves by this spec once every child has been brought to it.
+        await api.patch(cpu_path, {"metadata": {"annotations": {SERVED_SPEC: served_text}}})
     return made
+
+
+def served_spec(cpu_deployment: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The spec the create/update handler last applied, from the CPU Deployment (``None``: unknown).
+
+    The CPU Deployment keeps the spec its children were made from (:data:`SERVED_SPEC`). The
+    loop serves and sizes the replicas by it, and recreates a vanished child from it: a changed
+    spec reaches the loop once the handler has applied it, and one the API server refused
+    (``ChildRejected``) never does.
+    """
+    text = (((cpu_deployment or {}).get("metadata") or {}).get("annotations") or {}).get(SERVED_SPEC)
+    try:
+        spec = json.loads(text) if text else None
+    except ValueError:
+        return None
+    return spec if isinstance(spec, dict) else None
 
 
 async def delete(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger) -> None:

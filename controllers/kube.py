@@ -14,6 +14,7 @@ import copy
 import datetime as dt
 import ssl
 import tempfile
+import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -407,16 +408,21 @@ LAST_MESSAGE_CHARS = 300
 """How much of a crashed container's termination message (its end) a reason quotes."""
 
 
-def pod_problem(pod: Mapping[str, Any]) -> tuple[str, str] | None:
+def pod_problem(pod: Mapping[str, Any], now_s: float | None = None) -> tuple[str, str] | None:
     """Why a pod that has not ended cannot run: ``(reason, message)``, or ``None`` when nothing holds it.
 
     Unschedulable (the scheduler's message names what no node has), or a container waiting for a
     reason in :data:`POD_PROBLEMS` (an image that cannot be pulled, a missing Secret or
     ConfigMap, a crashing init container). A container that failed and was restarted, and runs
-    again but is not ready yet, is still held up (``CrashLoopBackOff``): between its crashes the
-    kubelet shows it running, and a model server that loads for a while before it crashes again
-    would otherwise be announced as running, then held, every cycle. A pod still being created
-    is not held up.
+    again but is not ready yet, is still held up (``CrashLoopBackOff``) for :data:`CRASH_RECENT_S`
+    after the crash: between its crashes the kubelet shows it running, and a model server that
+    loads for a while before it crashes again would otherwise be announced as running, then held,
+    every cycle (a crash long ago says nothing of a container not ready now). A pod still being
+    created is not held up.
+
+    Args:
+        pod: The pod.
+        now_s: Now (epoch seconds; the clock's by default).
     """
     status = pod.get("status") or {}
     if status.get("phase") in ("Succeeded", "Failed"):
@@ -436,11 +442,25 @@ def pod_problem(pod: Mapping[str, Any]) -> tuple[str, str] | None:
                 detail += f"; {_last_run(last)}"
             return str(reason), f"container {container.get('name')}: {detail}"
         crashed = last.get("exitCode") not in (None, 0) and int(container.get("restartCount") or 0) > 0
-        if crashed and not waiting and not container.get("ready"):
+        running = (container.get("state") or {}).get("running") is not None
+        if crashed and running and not container.get("ready") and _recent(last.get("finishedAt"), now_s):
             restarts = int(container.get("restartCount") or 0)
             detail = f"restarted {restarts} time{'s' if restarts > 1 else ''}, not ready; {_last_run(last)}"
             return "CrashLoopBackOff", f"container {container.get('name')}: {detail}"
     return None
+
+
+CRASH_RECENT_S = 600.0
+"""How long after a crash a restarted container that is not ready counts as crashing: the
+kubelet's back-off between restarts reaches 5 minutes, and a server may load a while after."""
+
+
+def _recent(text: Any, now_s: float | None) -> bool:
+    try:
+        at = dt.datetime.fromisoformat(str(text).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return False
+    return (time.time() if now_s is None else now_s) - at <= CRASH_RECENT_S
 
 
 CRASHES = frozenset({"CrashLoopBackOff", "RunContainerError"})
@@ -525,7 +545,8 @@ async def pod_event_problems(
     """
     selector = quote("type=Warning,involvedObject.kind=Pod", safe="")
     answer = await api.request("GET", f"{core_path('events', namespace)}?fieldSelector={selector}")
-    latest: dict[str, tuple[float, tuple[str, str]]] = {}
+    latest: dict[tuple[str, str], tuple[int, float, str]] = {}
+    seen: dict[tuple[str, str], int] = {}
     for event in answer.get("items") or []:
         uid = str((event.get("involvedObject") or {}).get("uid") or "")
         seen_s = event_time_s(event)
@@ -535,13 +556,21 @@ async def pod_event_problems(
             or event.get("reason") not in EVENT_PROBLEMS
             or seen_s is None
             or now_s - seen_s > EVENT_RECENT_S
-            or event_count(event) < EVENT_REPEATS
         ):
             continue
-        name = pods[uid]
-        if name not in latest or seen_s > latest[name][0]:
-            latest[name] = (seen_s, (str(event["reason"]), str(event.get("message") or "no message")))
-    return {name: problem for name, (_, problem) in latest.items()}
+        # Repeats count whether the kubelet folded them into one Event or (messages that differ,
+        # say a cloud request id) wrote several; the message told most often (then latest) is named.
+        key = (pods[uid], str(event["reason"]))
+        count = event_count(event)
+        seen[key] = seen.get(key, 0) + count
+        told = (count, seen_s, str(event.get("message") or "no message"))
+        if key not in latest or told[:2] > latest[key][:2]:
+            latest[key] = told
+    found: dict[str, tuple[float, tuple[str, str]]] = {}
+    for (name, reason), (_, seen_s, message) in latest.items():
+        if seen[(name, reason)] >= EVENT_REPEATS and (name not in found or seen_s > found[name][0]):
+            found[name] = (seen_s, (reason, message))
+    return {name: problem for name, (_, problem) in found.items()}
 
 
 def container_terminated(pod: Mapping[str, Any] | None, container: str) -> dict[str, Any] | None:

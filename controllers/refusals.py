@@ -58,6 +58,12 @@ class ChildRejectedError(KubeError):
             f"annotate the {fixes.kind} to have it try again (e.g. retry=<time>: a key outside mlscale.dev/, "
             "whose annotations are the operator's own)"
         )
+        if self.policy == "ResourceQuota":
+            return (
+                "The namespace's ResourceQuota requires every container to state the resources it names "
+                f"(kubectl describe resourcequota): give the containers you add in {fixes.templates} their "
+                f"requests and limits. {retry}"
+            )
         if self.policy == "LimitRange":
             return (
                 "The namespace's LimitRange does not allow the pod's CPU or memory (kubectl describe limitrange): "
@@ -88,26 +94,43 @@ class ChildRejectedError(KubeError):
 _LIMIT_RANGE = re.compile(r"\b(usage|ratio) per (Container|Pod) is\b")
 
 
-def rejection(exc: KubeError, child: str, fixes: Fixes) -> ChildRejectedError | None:
-    """The refusal as a :class:`ChildRejectedError` when the spec must change; ``None`` when a retry may help."""
+def rejection(exc: KubeError, child: str, fixes: Fixes, *, generated: str | None = None) -> ChildRejectedError | None:
+    """The refusal as a :class:`ChildRejectedError` when the spec must change; ``None`` when a retry may help.
+
+    Args:
+        exc: The API server's refusal.
+        child: What was refused (kind and name), for people.
+        fixes: Where the kind's spec is changed.
+        generated: The ``generateName`` of the object refused: the name the server made of it
+            is written with ``xxxxx`` for its random end, so the same refusal reads the same
+            each time (one Event, not one per try).
+    """
+    if generated:
+        pattern = re.escape(generated) + r"[a-z0-9]{5}\b"
+        exc = KubeError(exc.status, exc.reason, re.sub(pattern, f"{generated}xxxxx", exc.message))
     if exc.status in (400, 422):
         return ChildRejectedError(child, exc, fixes)
     if exc.status == 403 and "violates PodSecurity" in exc.message:
         return ChildRejectedError(child, exc, fixes, policy="PodSecurity")
     if exc.status == 403 and _LIMIT_RANGE.search(exc.message):
         return ChildRejectedError(child, exc, fixes, policy="LimitRange")
+    if exc.status == 403 and "failed quota" in exc.message and "must specify" in exc.message:
+        return ChildRejectedError(child, exc, fixes, policy="ResourceQuota")
     return None  # e.g. 403 from RBAC or a full quota: either can clear without a change of spec
 
 
 @contextlib.contextmanager
-def refusals_named(child: str, fixes: Fixes) -> Iterator[None]:
-    """Turn the API server's refusal of ``child`` into a :class:`ChildRejectedError` where the spec must change."""
+def refusals_named(child: str, fixes: Fixes, *, generated: str | None = None) -> Iterator[None]:
+    """Turn the API server's refusal of ``child`` into a :class:`ChildRejectedError` where the spec must change.
+
+    ``generated``: the refused object's ``generateName`` (see :func:`rejection`).
+    """
     try:
         yield
     except ChildRejectedError:
         raise
     except KubeError as exc:
-        rejected = rejection(exc, child, fixes)
+        rejected = rejection(exc, child, fixes, generated=generated)
         if rejected is not None:
             raise rejected from exc
         raise

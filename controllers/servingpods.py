@@ -38,11 +38,11 @@ SERVER_PORT = 8080
 ROUTER_PORT = 8080
 """Port of the router and of the Service in front of it."""
 APPLIED_TEMPLATE = "mlscale.dev/applied-pod-template"
+"""Annotation of each Deployment: the pod template the operator last applied (JSON), so that an
+update removes what the spec no longer asks for and leaves what others added."""
 SERVED_SPEC = "mlscale.dev/served-spec"
 """Annotation of the CPU Deployment: the InferenceService spec its children were last made from
 (the loop serves by it while a later change of the spec is refused)."""
-"""Annotation of each Deployment: the pod template the operator last applied (JSON), so that an
-update removes what the spec no longer asks for and leaves what others added."""
 CPU_REPLICA = "cpu-replica"
 GPU_REPLICA = "gpu-replica"
 ROUTER = "router"

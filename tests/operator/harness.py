@@ -83,15 +83,29 @@ class PodSecurityError(kmock.KubernetesError):
     )
 
 
+@attrs.frozen
+class QuotaError(kmock.KubernetesError):
+    """What ResourceQuota admission answers when a pod would pass the namespace's quota."""
+
+    status: int = 403
+    reason: str = "Forbidden"
+    message: str = (
+        'pods "cnn-cpu-7c9d5-x2m4q" is forbidden: exceeded quota: compute, requested: requests.cpu=2, '
+        "used: requests.cpu=7, limited: requests.cpu=8"
+    )
+
+
 class ValidatingEmulator(Emulator):
     """Refuses a pod with a toleration operator other than Exists or Equal, as an API server does.
 
     With ``restricted`` set, refuses pods that do not run as non-root, as a namespace labelled
-    ``pod-security.kubernetes.io/enforce: restricted`` does.
+    ``pod-security.kubernetes.io/enforce: restricted`` does. With ``quota_full`` set, refuses
+    every pod as a namespace's full ResourceQuota does.
     """
 
     pod_refusals = 0
     restricted = False
+    quota_full = False
     dry_runs: ClassVar[list[dict[str, Any]]] = []
 
     async def _handle(self, request: Any) -> Any:
@@ -106,6 +120,9 @@ class ValidatingEmulator(Emulator):
             if type(self).restricted and not (spec.get("securityContext") or {}).get("runAsNonRoot"):
                 type(self).pod_refusals += 1
                 raise PodSecurityError()
+            if type(self).quota_full:
+                type(self).pod_refusals += 1
+                raise QuotaError()
         return await super()._handle(request)
 
 
@@ -114,6 +131,7 @@ async def validating_emulator(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[
     monkeypatch.setenv("MLSCALE_RETRY_BASE_SECONDS", "0.2")
     ValidatingEmulator.pod_refusals = 0
     ValidatingEmulator.restricted = False
+    ValidatingEmulator.quota_full = False
     ValidatingEmulator.dry_runs = []
     async with ValidatingEmulator() as handler, kmock.Server(handler):
         handler.resources.load_bundled()

@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
 import kmock
 import pytest
 
-from controllers.kube import changed_conditions, patch_status, with_conditions
+from controllers.inferenceservice_service import FIXES as IS_FIXES
+from controllers.kube import KubeError, changed_conditions, patch_status, with_conditions
+from controllers.refusals import rejection
 from tests.operator.harness import NAMESPACE, Cluster, RunningOperator, ValidatingEmulator, validating_emulator
 from tests.operator.inferenceservice_helpers import (
     DEPLOYMENTS,
@@ -201,3 +204,56 @@ async def test_a_handlers_refusal_written_during_a_period_is_not_put_back() -> N
     # A period that changed no condition writes none.
     await patch_status(api, "/x", {"latencyMs": 90.0, "conditions": read}, read=read)  # type: ignore[arg-type]
     assert "conditions" not in api.patches[-1]["status"]
+
+
+def served_batch(deployment: dict[str, Any] | None) -> int | None:
+    """The batch size in the spec a CPU Deployment keeps as the one it was made from."""
+    annotations = ((deployment or {}).get("metadata") or {}).get("annotations") or {}
+    return json.loads(annotations.get("mlscale.dev/served-spec", "{}")).get("batching", {}).get("maxBatchSize")
+
+
+async def test_a_full_quota_refuses_no_spec_and_an_unchanged_template_needs_no_dry_run(
+    router: FakeRouter, operator: RunningOperator, cluster: Cluster
+) -> None:
+    await cluster.create(f"{BASE}/inferenceservices", service())
+    await cluster.wait_for(service_path(), lambda o: condition_is(o, "Submitted", "True"))
+    assert served_batch(await cluster.get(f"{DEPLOYMENTS}/cnn-cpu")) == 16
+    checked = len(ValidatingEmulator.dry_runs)
+    assert checked == 2  # a pod of the CPU replicas' and of the router's Deployment
+
+    # The service's own replicas fill the namespace's quota: a changed spec is still applied (its
+    # rolling update may go ahead), and the served spec follows it.
+    ValidatingEmulator.quota_full = True
+    changed = copy.deepcopy(service()["spec"])
+    changed["batching"] = {"maxBatchSize": 8, "maxDelayMs": 2}
+    await cluster.patch(service_path(), {"spec": changed})
+
+    await cluster.wait_for(f"{DEPLOYMENTS}/cnn-cpu", lambda o: served_batch(o) == 8)
+    assert condition_is(await cluster.get(service_path()), "Submitted", "True")
+    assert len(ValidatingEmulator.dry_runs) == checked + 1  # the CPU replicas' template changed, not the router's
+    checked = len(ValidatingEmulator.dry_runs)
+
+    # A handler run with nothing new to admit (an annotation) asks for no dry run.
+    await cluster.patch(service_path(), {"metadata": {"annotations": {"retry": "1"}}})
+    await asyncio.sleep(1.0)
+    assert len(ValidatingEmulator.dry_runs) == checked
+
+
+def test_the_same_refusal_of_a_generated_pod_reads_the_same_each_time() -> None:
+    messages = set()
+    for suffix in ("x7k2p", "q9z4m"):
+        refusal = KubeError(
+            403, "Forbidden", f'pods "cnn-cpu-{suffix}" is forbidden: violates PodSecurity "restricted"'
+        )
+        rejected = rejection(refusal, "a pod of Deployment cnn-cpu", IS_FIXES, generated="cnn-cpu-")
+        assert rejected is not None
+        messages.add(rejected.message)
+    assert messages == {'pods "cnn-cpu-xxxxx" is forbidden: violates PodSecurity "restricted"'}
+    unstated = KubeError(
+        403, "Forbidden", 'pods "cnn-cpu-x7k2p" is forbidden: failed quota: compute: must specify limits.cpu for: proxy'
+    )
+    rejected = rejection(unstated, "a pod of Deployment cnn-cpu", IS_FIXES, generated="cnn-cpu-")
+    assert rejected is not None
+    assert "requests and limits" in rejected.advice()
+    full = KubeError(403, "Forbidden", 'pods "x" is forbidden: exceeded quota: compute, requested: cpu=2')
+    assert rejection(full, "a pod", IS_FIXES) is None  # clears as pods end

@@ -139,7 +139,8 @@ def test_pod_problem_names_what_holds_a_pod_and_nothing_else() -> None:
     assert pod_problem(_pod("Pending", conditions=[scheduled])) is None
     assert pod_problem(_pod("Failed", containerStatuses=[missing_secret])) is None
     # Between two crashes the kubelet shows the container running: still held until it is ready.
-    ended = {"exitCode": 1, "reason": "Error", "message": "OSError: model file not found"}
+    crashed_at = (dt.datetime.now(dt.UTC) - dt.timedelta(seconds=40)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    ended = {"exitCode": 1, "reason": "Error", "message": "OSError: model file not found", "finishedAt": crashed_at}
     restarted = {
         "name": "server",
         "ready": False,
@@ -153,6 +154,9 @@ def test_pod_problem_names_what_holds_a_pod_and_nothing_else() -> None:
         "OSError: model file not found",
     )
     assert pod_problem(_pod("Running", containerStatuses=[{**restarted, "ready": True}])) is None
+    # A crash long ago says nothing of a container not ready now (a busy readiness probe, say).
+    long_ago = {**restarted, "lastState": {"terminated": {**ended, "finishedAt": "2026-01-01T00:00:00Z"}}}
+    assert pod_problem(_pod("Running", containerStatuses=[long_ago])) is None
     # A pull that fails after an earlier run: how that run ended says nothing of it.
     pulling = {**restarted, "state": {"waiting": {"reason": "ImagePullBackOff", "message": "Back-off pulling"}}}
     assert pod_problem(_pod("Running", containerStatuses=[pulling])) == (
@@ -169,7 +173,7 @@ def _event(
         "apiVersion": "v1",
         "kind": "Event",
         "count": count,
-        "metadata": {"name": f"pagerank-driver.{uid}.{reason.lower()}.{count}", "namespace": NAMESPACE},
+        "metadata": {"name": f"pagerank-driver.{uid}.{reason.lower()}.{count}.{message[-9:]}", "namespace": NAMESPACE},
         "involvedObject": {"kind": "Pod", "name": "pagerank-driver", "namespace": NAMESPACE, "uid": uid},
         "reason": reason,
         "type": type_,
@@ -248,6 +252,13 @@ async def test_only_recent_warnings_about_this_very_pod_count() -> None:
     api.items.append(_event("uid-1", "FailedMount", "just now", ago_s=3))
     found = await pod_event_problems(api, NAMESPACE, {"uid-1": "pagerank-driver"}, time.time())
     assert found == {"pagerank-driver": ("FailedMount", "just now")}
+    # Seen once, it may be a transient; attach failures whose messages differ by a request id add up.
+    attach = [_event("uid-3", "FailedAttachVolume", f"request {i}", ago_s=9 - i, count=1) for i in range(2)]
+    api.items = [attach[0]]
+    assert await pod_event_problems(api, NAMESPACE, {"uid-3": "pagerank-driver"}, time.time()) == {}
+    api.items = attach
+    found = await pod_event_problems(api, NAMESPACE, {"uid-3": "pagerank-driver"}, time.time())
+    assert found == {"pagerank-driver": ("FailedAttachVolume", "request 1")}
 
 
 def test_containers_being_created_are_where_a_failed_mount_leaves_them() -> None:

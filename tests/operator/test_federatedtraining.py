@@ -483,6 +483,11 @@ async def test_pods_that_cannot_run_are_named_with_their_reason_and_fix(
     assert (obj or {})["status"]["phase"] == "Pending"
     assert [e["type"] for e in await cluster.wait_for_events("digits", "PodsWaiting")] == ["Warning"]
 
+    # Rounds recorded meanwhile keep the condition.
+    coordinator.publish(coordinator_status(1))
+    obj = await cluster.wait_for(PATH, lambda o: status_round(o) == 1)
+    assert held(obj)
+
     # The Secret is there now: the client runs, nothing is held up.
     running = {**missing, "ready": True, "state": {"running": {"startedAt": "2026-12-07T10:00:00Z"}}}
     await cluster.patch(
@@ -496,3 +501,24 @@ async def test_pods_that_cannot_run_are_named_with_their_reason_and_fix(
     obj = await cluster.wait_for(PATH, cleared)
     assert (condition(obj, "PodsWaiting") or {})["reason"] == "PodsRunning"
     assert [e["type"] for e in await cluster.wait_for_events("digits", "PodsRunning")] == ["Normal"]
+
+
+async def test_a_run_that_ends_while_a_client_is_held_clears_pods_waiting(
+    coordinator: StatusPublisher, operator: RunningOperator, cluster: Cluster
+) -> None:
+    await start(cluster)
+    pulling = {"name": "client", "state": {"waiting": {"reason": "ErrImagePull", "message": "not found"}}}
+    await cluster.patch(
+        f"{PODS}/digits-client-2/status", {"status": {"phase": "Pending", "containerStatuses": [pulling]}}
+    )
+    await cluster.wait_for(PATH, lambda o: (condition(o, "PodsWaiting") or {}).get("status") == "True")
+    # The coordinator gives up waiting for that client.
+    gave_up = {"exitCode": 1, "reason": "Error", "message": "1 client workers did not answer in 600s"}
+    container = {"name": "coordinator", "state": {"terminated": gave_up}}
+    await cluster.patch(
+        f"{PODS}/digits-coordinator/status", {"status": {"phase": "Failed", "containerStatuses": [container]}}
+    )
+    obj = await cluster.wait_for(PATH, lambda o: ((o or {}).get("status") or {}).get("phase") == "Failed")
+    cleared = condition(obj, "PodsWaiting")
+    assert cleared is not None
+    assert (cleared["status"], cleared["reason"]) == ("False", "RunEnded")
