@@ -157,21 +157,30 @@ class ServiceRun:
         conditions = conditions_of(status)
         read = dump_conditions(conditions)
         submitted = find_condition(conditions, SUBMITTED)
-        if svc is None or not _is_true(conditions, "Accepted") or submitted is None:
-            return IDLE_PERIOD_S  # refused, or not started yet: admission and the create handler say why
-        if submitted.status != "True" and submitted.reason != REJECTED:
-            return IDLE_PERIOD_S  # not started: the create handler says why
+        if submitted is None or (submitted.status != "True" and submitted.reason != REJECTED):
+            return IDLE_PERIOD_S  # not started: admission and the create handler say why
+        accepted = svc is not None and _is_true(conditions, "Accepted")
         deployments = await self.deployments()
         cpu = deployments.get(cpu_deployment_name(self.name))
         raw = served_spec(cpu)
         served = None if raw is None else validated({**obj, "spec": raw})
-        admitted = submitted.status == "True" and submitted.observed_generation in (None, svc.metadata.generation)
         if served is not None:
-            svc = served  # the spec the handler applied last, not one it may be about to refuse
-        elif admitted:
+            # The spec the handler applied last, not one it may be about to refuse, nor an edit that
+            # admission refused (an invalid value): the replicas keep being served meanwhile.
+            svc = served
+        elif (
+            svc is not None
+            and accepted
+            and submitted.status == "True"
+            and submitted.observed_generation
+            in (
+                None,
+                svc.metadata.generation,
+            )
+        ):
             raw = dict(obj.get("spec") or {})
-        elif cpu is None:
-            return IDLE_PERIOD_S  # nothing runs yet
+        elif svc is None or not accepted or cpu is None:
+            return IDLE_PERIOD_S  # nothing runs yet, or nothing to serve by
         else:
             raw = None  # children made by an operator that kept no spec on them: serve, recreate nothing
         spec = svc.spec

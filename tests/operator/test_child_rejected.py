@@ -257,3 +257,21 @@ def test_the_same_refusal_of_a_generated_pod_reads_the_same_each_time() -> None:
     assert "requests and limits" in rejected.advice()
     full = KubeError(403, "Forbidden", 'pods "x" is forbidden: exceeded quota: compute, requested: cpu=2')
     assert rejection(full, "a pod", IS_FIXES) is None  # clears as pods end
+
+
+async def test_an_invalid_edit_of_a_running_service_leaves_it_served(
+    router: FakeRouter, operator: RunningOperator, cluster: Cluster
+) -> None:
+    await cluster.create(f"{BASE}/inferenceservices", service())
+    await cluster.wait_for(service_path(), lambda o: condition_is(o, "Submitted", "True"))
+    await create_replica_pods(cluster, "cnn-cpu", 1)
+    await cluster.wait_for(service_path(), lambda o: ((o or {}).get("status") or {}).get("phase") == "Running")
+    await cluster.patch(service_path(), {"spec": {"replicas": {"min": 3, "max": 2}}})
+    await cluster.wait_for(service_path(), lambda o: condition_is(o, "Accepted", "False"))
+    # Admission refused the edit; the loop goes on by the spec the replicas were made from.
+    registered = len(router.registered)
+    for _ in range(100):
+        if len(router.registered) >= registered + 3:
+            break
+        await asyncio.sleep(0.05)
+    assert len(router.registered) >= registered + 3
