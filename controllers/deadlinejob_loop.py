@@ -26,6 +26,7 @@ import aiohttp
 import kopf
 from pydantic import ValidationError
 
+from controllers.conditions import announce, is_true
 from controllers.daemons import sleep_unless_stopped
 from controllers.deadlinejob_service import INFO, TERMINAL_PHASES
 from controllers.deadlinejob_status import (
@@ -34,7 +35,6 @@ from controllers.deadlinejob_status import (
     at_epoch,
     decision_conditions,
     epoch_of,
-    is_true,
     paced_cores_before,
     period_status,
     pods_waiting,
@@ -58,7 +58,7 @@ from controllers.kube import (
     patch_status,
     scoped_api,
 )
-from controllers.pods_waiting import HeldUpPods, PodState, announce, pod_state
+from controllers.pods_waiting import HeldUpPods, PodState, pod_state
 from controllers.sparkpods import driver_pod_name, driver_service_name, meter_port
 from controllers.stage_profiles import load_profile, profile_configmap_name, save_profile
 from dynaspark.api import DRIVER_CONTAINER, DeadlineJob

@@ -1,7 +1,7 @@
 """The status a DeadlineJob's control loop writes: figures from the law's decision, conditions, Events.
 
-Pure builders over (decision, observation, allocation) plus the one function that posts an
-Event when a condition turns true, so every condition is announced the same way.
+Pure builders over (decision, observation, allocation); each condition is announced with
+:func:`controllers.conditions.announce`, the same way for every kind.
 """
 
 from __future__ import annotations
@@ -12,8 +12,9 @@ from typing import Any
 
 import kopf
 
+from controllers.conditions import announce
 from controllers.executor_cpu import ResizeDelays
-from controllers.pods_waiting import Held, announce, waiting_condition
+from controllers.pods_waiting import Held, waiting_condition
 from dynaspark.law_state import Decision, LawState
 from dynaspark.observation import ProgressObservation
 from mlscale.api import Condition, find_condition, rfc3339
@@ -105,12 +106,6 @@ def period_status(
         "slackSeconds": None if predicted is None else round(decision.deadline_at_s - predicted, 1),
         "coreSeconds": round(core_seconds, 2),
     }
-
-
-def is_true(conditions: list[Condition], type_: str) -> bool:
-    """Whether the condition of that type is there and ``True``."""
-    condition = find_condition(conditions, type_)
-    return condition is not None and condition.status == "True"
 
 
 def decision_conditions(

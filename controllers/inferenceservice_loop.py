@@ -30,6 +30,7 @@ import aiohttp
 import kopf
 from pydantic import ValidationError
 
+from controllers.conditions import announce, is_true
 from controllers.daemons import sleep_unless_stopped
 from controllers.inferenceservice_service import INFO, apply_children, served_spec
 from controllers.inferenceservice_status import (
@@ -54,7 +55,7 @@ from controllers.kube import (
     patch_status,
     scoped_api,
 )
-from controllers.pods_waiting import Held, HeldUpPods, announce, deployment_problem, pod_states
+from controllers.pods_waiting import Held, HeldUpPods, deployment_problem, pod_states
 from controllers.refusals import REJECTED
 from controllers.replica_pods import (
     CpuMeter,
@@ -69,7 +70,6 @@ from controllers.servingpods import cpu_deployment_name, service_labels
 from mlscale import API_GROUP_VERSION
 from mlscale.api import (
     SUBMITTED,
-    Condition,
     conditions_of,
     dump_conditions,
     find_condition,
@@ -159,7 +159,7 @@ class ServiceRun:
         submitted = find_condition(conditions, SUBMITTED)
         if submitted is None or (submitted.status != "True" and submitted.reason != REJECTED):
             return IDLE_PERIOD_S  # not started: admission and the create handler say why
-        accepted = svc is not None and _is_true(conditions, "Accepted")
+        accepted = svc is not None and is_true(conditions, "Accepted")
         deployments = await self.deployments()
         cpu = deployments.get(cpu_deployment_name(self.name))
         raw = served_spec(cpu)
@@ -217,7 +217,7 @@ class ServiceRun:
             cpu_deployment_name(self.name),
             ((deployment or {}).get("spec") or {}).get("replicas"),
             pods,
-            resize=not _is_true(conditions, RESIZE_UNSUPPORTED),
+            resize=not is_true(conditions, RESIZE_UNSUPPORTED),
             http=self.http,
             meter=self.cpu_meter,
         )
@@ -313,11 +313,6 @@ class ServiceRun:
             if role is not None and problem is not None:
                 waiting[str(meta["name"])] = Held(role, str(meta["name"]), *problem, deployment=True)
         return waiting
-
-
-def _is_true(conditions: list[Condition], type_: str) -> bool:
-    condition = find_condition(conditions, type_)
-    return condition is not None and condition.status == "True"
 
 
 __all__ = ["ServiceRun", "run_daemon", "validated"]

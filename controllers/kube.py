@@ -408,7 +408,7 @@ LAST_MESSAGE_CHARS = 300
 """How much of a crashed container's termination message (its end) a reason quotes."""
 
 
-def pod_problem(pod: Mapping[str, Any], now_s: float | None = None) -> tuple[str, str] | None:
+def pod_problem(pod: Mapping[str, Any]) -> tuple[str, str] | None:
     """Why a pod that has not ended cannot run: ``(reason, message)``, or ``None`` when nothing holds it.
 
     Unschedulable (the scheduler's message names what no node has), or a container waiting for a
@@ -419,10 +419,6 @@ def pod_problem(pod: Mapping[str, Any], now_s: float | None = None) -> tuple[str
     loads for a while before it crashes again would otherwise be announced as running, then held,
     every cycle (a crash long ago says nothing of a container not ready now). A pod still being
     created is not held up.
-
-    Args:
-        pod: The pod.
-        now_s: Now (epoch seconds; the clock's by default).
     """
     status = pod.get("status") or {}
     if status.get("phase") in ("Succeeded", "Failed"):
@@ -443,7 +439,9 @@ def pod_problem(pod: Mapping[str, Any], now_s: float | None = None) -> tuple[str
             return str(reason), f"container {container.get('name')}: {detail}"
         crashed = last.get("exitCode") not in (None, 0) and int(container.get("restartCount") or 0) > 0
         running = (container.get("state") or {}).get("running") is not None
-        if crashed and running and not container.get("ready") and _recent(last.get("finishedAt"), now_s):
+        finished_s = time_s(last.get("finishedAt"))
+        recent = finished_s is not None and time.time() - finished_s <= CRASH_RECENT_S
+        if crashed and running and not container.get("ready") and recent:
             restarts = int(container.get("restartCount") or 0)
             detail = f"restarted {restarts} time{'s' if restarts > 1 else ''}, not ready; {_last_run(last)}"
             return "CrashLoopBackOff", f"container {container.get('name')}: {detail}"
@@ -455,12 +453,14 @@ CRASH_RECENT_S = 600.0
 kubelet's back-off between restarts reaches 5 minutes, and a server may load a while after."""
 
 
-def _recent(text: Any, now_s: float | None) -> bool:
+def time_s(text: Any) -> float | None:
+    """A Kubernetes time (RFC 3339) in epoch seconds; ``None`` when absent or unreadable."""
+    if not text:
+        return None
     try:
-        at = dt.datetime.fromisoformat(str(text).replace("Z", "+00:00")).timestamp()
+        return dt.datetime.fromisoformat(str(text).replace("Z", "+00:00")).timestamp()
     except ValueError:
-        return False
-    return (time.time() if now_s is None else now_s) - at <= CRASH_RECENT_S
+        return None
 
 
 CRASHES = frozenset({"CrashLoopBackOff", "RunContainerError"})
@@ -516,13 +516,7 @@ def event_time_s(event: Mapping[str, Any]) -> float | None:
         event.get("eventTime"),
         (event.get("metadata") or {}).get("creationTimestamp"),
     ]
-    times = []
-    for text in candidates:
-        if text:
-            try:
-                times.append(dt.datetime.fromisoformat(str(text).replace("Z", "+00:00")).timestamp())
-            except ValueError:
-                continue
+    times = [t for t in (time_s(text) for text in candidates) if t is not None]
     return max(times) if times else None
 
 

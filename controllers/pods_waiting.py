@@ -19,6 +19,7 @@ from typing import Any, NamedTuple
 
 import kopf
 
+from controllers.conditions import announce
 from controllers.kube import (
     COMPONENT_LABEL,
     KubeApi,
@@ -28,7 +29,7 @@ from controllers.kube import (
     pod_event_problems,
     pod_problem,
 )
-from mlscale.api import Condition, ConditionStatus, find_condition, set_condition
+from mlscale.api import Condition, find_condition
 
 log = logging.getLogger(__name__)
 
@@ -153,28 +154,6 @@ class HeldUpPods:
         return {name: Held(pods[name].role, name, reason, detail) for name, (reason, detail) in found.items()}
 
 
-def announce(
-    body: kopf.Body,
-    conditions: list[Condition],
-    type_: str,
-    status: ConditionStatus,
-    *,
-    reason: str,
-    message: str,
-    now: dt.datetime,
-    generation: int | None,
-) -> list[Condition]:
-    """Set a condition; post a Warning Event when it turns ``True`` (a Normal one when it clears)."""
-    previous = find_condition(conditions, type_)
-    was_true = previous is not None and previous.status == "True"
-    updated = set_condition(conditions, type_, status, reason, message, now=now, observed_generation=generation)
-    if status == "True" and not was_true:
-        kopf.warn(body, reason=type_, message=message)
-    elif status != "True" and was_true:
-        kopf.info(body, reason=reason, message=message)
-    return updated
-
-
 def _family(reason: str) -> str:
     """Reasons the kubelet alternates between for one cause (a pull and its back-off) as one."""
     return "ImagePull" if reason in ("ErrImagePull", "ImagePullBackOff") else reason
@@ -239,7 +218,6 @@ __all__ = [
     "Held",
     "HeldUpPods",
     "PodState",
-    "announce",
     "deployment_problem",
     "pod_state",
     "pod_states",

@@ -61,6 +61,16 @@ async def not_retried() -> None:
     assert ValidatingEmulator.pod_refusals == refusals <= 4
 
 
+async def registrations_go_on(router: FakeRouter, periods: int) -> bool:
+    """Whether the loop registers the replicas with the router ``periods`` more times within 5 s."""
+    registered = len(router.registered)
+    for _ in range(100):
+        if len(router.registered) >= registered + periods:
+            return True
+        await asyncio.sleep(0.05)
+    return False
+
+
 async def pods_of(cluster: Cluster, label: str, name: str) -> list[str]:
     listing = await cluster.get(PODS)
     items = (listing or {}).get("items", [])
@@ -144,12 +154,7 @@ async def test_service_whose_pods_are_refused_creates_no_deployment_and_a_refuse
     after = await cluster.get(f"{DEPLOYMENTS}/cnn-cpu")
     assert (after or {})["spec"]["template"] == (before or {})["spec"]["template"]
     # The loop goes on: it registers the replicas with the router every period.
-    registered = len(router.registered)
-    for _ in range(100):
-        if len(router.registered) >= registered + 3:
-            break
-        await asyncio.sleep(0.05)
-    assert len(router.registered) >= registered + 3
+    assert await registrations_go_on(router, 3)
     # ... and writes only the conditions it changed: the refusal stays where the handler put it.
     assert condition_is(await cluster.get(service_path()), "Submitted", "False")
     # It serves by the spec the children were made from: no GPU Deployment the namespace would
@@ -269,9 +274,4 @@ async def test_an_invalid_edit_of_a_running_service_leaves_it_served(
     await cluster.patch(service_path(), {"spec": {"replicas": {"min": 3, "max": 2}}})
     await cluster.wait_for(service_path(), lambda o: condition_is(o, "Accepted", "False"))
     # Admission refused the edit; the loop goes on by the spec the replicas were made from.
-    registered = len(router.registered)
-    for _ in range(100):
-        if len(router.registered) >= registered + 3:
-            break
-        await asyncio.sleep(0.05)
-    assert len(router.registered) >= registered + 3
+    assert await registrations_go_on(router, 3)
