@@ -207,8 +207,9 @@ async def test_the_operator_times_how_long_the_kubelet_takes_to_apply_a_resize(
             await kubelet
     # Timed from the request to the first reading under the new quota: one control period (0.2 s)
     # of resolution, plus this kubelet's poll, plus the loop running late on a loaded machine
-    # (measured: 1.0-1.3 s alone, up to 1.87 s beside two busy processes on 2 cores).
-    assert 1.0 <= status_of(obj)["resizeLatencySeconds"] <= 2.0
+    # (measured: 1.0-1.3 s alone, up to 1.87 s beside two busy processes on 2 cores, past 2 s once
+    # in a full suite on 2 cores). Well under the 1 s delay would mean it is not timed at all.
+    assert 1.0 <= status_of(obj)["resizeLatencySeconds"] <= 2.6
     DeadlineJobStatus.model_validate(status_of(obj))
     cond = condition(lagging, "ResizeLagging")
     assert cond is not None
@@ -220,7 +221,7 @@ async def test_the_operator_times_how_long_the_kubelet_takes_to_apply_a_resize(
     at_least, at_most = float(found[1]), float(found[2])
     # This kubelet's delay is a second plus its own poll (longer on a loaded machine).
     assert 0.4 <= at_least <= at_most
-    assert 1.0 <= at_most <= 2.0
+    assert 1.0 <= at_most <= 2.6
     events = await cluster.wait_for_events("pagerank", "ResizeLagging")
     assert events[0].get("type") == "Warning"
     assert re.search(r"runs \d+ periods? or more under cores decided before", str(events[0].get("message")))
