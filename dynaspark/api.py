@@ -6,7 +6,7 @@ import datetime as dt
 import math
 from typing import Any, Final, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from mlscale.api import (
     ApiModel,
@@ -33,6 +33,10 @@ SPARK_CONF_VOLUME: Final = "spark-conf-volume-exec"
 SPARK_LOCAL_DIR_PREFIX: Final = "spark-local-dir-"
 """Names of the volumes Spark uses for its local directories: an emptyDir it adds, unless the
 executor template mounts a volume of such a name (a claim for scratch space, say)."""
+
+SPARK_MIN_MEMORY: Final = 450 * 2**20
+"""The least ``spark.executor.memory`` an executor starts with: Spark reserves 300 MiB and refuses
+less than 1.5 times that."""
 
 KIND: Final = "DeadlineJob"
 PLURAL = "deadlinejobs"
@@ -148,11 +152,12 @@ class Executors(ApiModel):
     instances: int = Field(default=2, ge=1, le=1000)
     """Number of executors."""
     cores_min: CpuQuantity = 0.1
-    """Fewest cores an executor is given (a CPU quantity, e.g. ``100m``)."""
+    """Fewest cores an executor is given (a CPU quantity, e.g. ``100m``; at least ``10m``, the least quota
+    Linux enforces)."""
     cores_max: CpuQuantity = 1.0
     """Most cores an executor is given; also its number of task slots (rounded up)."""
     memory: MemoryQuantity = 1024**3
-    """Memory of each executor (e.g. ``1Gi``)."""
+    """Memory of each executor (e.g. ``1Gi``; Spark needs at least ``450Mi``)."""
     cpu_meter: bool = True
     """In a cluster, start the CPU meter in each executor pod before the image's entrypoint, so the
     law can cap an executor at the CPU it uses (needs ``python3`` in the image and its entrypoint
@@ -161,6 +166,17 @@ class Executors(ApiModel):
     template: ExecutorTemplate | None = None
     """Fields added to each executor pod (volumes, env, node selector, tolerations, ...), as in a
     core/v1 PodTemplateSpec; the container named ``executor`` is Spark's. Cluster only."""
+
+    @field_validator("memory")
+    @classmethod
+    def _spark_minimum(cls, memory: int) -> int:
+        if memory < SPARK_MIN_MEMORY:
+            got = f"{memory // 2**20}Mi" if memory >= 2**20 else f"{memory} byte{'s' if memory != 1 else ''}"
+            raise ValueError(
+                "Spark needs at least 450Mi per executor (it reserves 300Mi and wants half as much again), "
+                f"got {got}: raise it, e.g. '512Mi'"
+            )
+        return memory
 
     @model_validator(mode="after")
     def _core_range(self) -> Executors:
@@ -223,11 +239,12 @@ class DeadlineJobSpec(ApiModel):
     control: DeadlineControl = Field(default_factory=DeadlineControl)
     """Control-law settings."""
 
-    @model_validator(mode="after")
-    def _positive_deadline(self) -> DeadlineJobSpec:
-        if self.deadline <= 0:
-            raise ValueError("deadline must be positive, e.g. '90s' or '10m'")
-        return self
+    @field_validator("deadline")
+    @classmethod
+    def _positive_deadline(cls, deadline: float) -> float:
+        if deadline <= 0:
+            raise ValueError("must be positive, e.g. '90s' or '10m'")
+        return deadline
 
 
 class ExecutorAllocation(StatusModel):

@@ -5,9 +5,18 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Final, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from mlscale.api import ApiModel, Condition, CpuQuantity, Duration, MemoryQuantity, Resource, StatusModel
+from mlscale.api import (
+    BUILDER_PATTERN,
+    ApiModel,
+    Condition,
+    CpuQuantity,
+    Duration,
+    MemoryQuantity,
+    Resource,
+    StatusModel,
+)
 from mlscale.podtemplate import PodTemplate, template_problems
 
 KIND: Final = "FederatedTraining"
@@ -15,7 +24,6 @@ PLURAL = "federatedtrainings"
 HISTORY_LIMIT = 50
 
 Phase = Literal["Pending", "Running", "TargetReached", "BudgetExhausted", "Failed"]
-BUILDER_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_]*$"
 COORDINATOR_CONTAINER: Final = "coordinator"
 """Name of the container that runs the rounds in the coordinator pod."""
 CLIENT_CONTAINER: Final = "worker"
@@ -95,7 +103,7 @@ class LocalEpochs(ApiModel):
     @model_validator(mode="after")
     def _range(self) -> LocalEpochs:
         if self.min > self.max:
-            raise ValueError(f"min ({self.min}) must not exceed max ({self.max})")
+            raise ValueError(f"min ({self.min}) must not exceed max ({self.max}): raise max or lower min")
         return self
 
 
@@ -217,11 +225,16 @@ class FederatedTrainingSpec(ApiModel):
         if self.rounds.clients_per_round > self.data.clients:
             raise ValueError(
                 f"rounds.clientsPerRound ({self.rounds.clients_per_round}) must not exceed "
-                f"data.clients ({self.data.clients})"
+                f"data.clients ({self.data.clients}): lower rounds.clientsPerRound or raise data.clients"
             )
-        if self.deadline is not None and self.deadline <= 0:
-            raise ValueError("deadline must be positive, e.g. '30m'")
         return self
+
+    @field_validator("deadline")
+    @classmethod
+    def _positive_deadline(cls, deadline: float | None) -> float | None:
+        if deadline is not None and deadline <= 0:
+            raise ValueError("must be positive, e.g. '30m'")
+        return deadline
 
 
 class RoundRecord(StatusModel):

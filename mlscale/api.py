@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
-from typing import Annotated, Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Final, Generic, Literal, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -117,12 +117,24 @@ MemoryQuantity = Annotated[
 """A memory quantity: ``"512Mi"``, ``"1Gi"`` or bytes; the value is bytes."""
 
 
+NAME_PATTERN: Final = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
+"""A Kubernetes object name (a DNS subdomain)."""
+BUILDER_PATTERN: Final = r"^[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_]*$"
+"""``module:function``, a Python function to import."""
+
+PATTERN_WORDS: dict[str, str] = {
+    NAME_PATTERN: "lowercase letters, digits, '-' and '.', starting and ending with a letter or digit",
+    BUILDER_PATTERN: "module:function, a function to import (e.g. 'mypackage.models:build')",
+}
+"""What a pattern of the models allows, in words, for error messages (engines add their own)."""
+
+
 class ObjectMeta(BaseModel):
     """The part of Kubernetes object metadata that mlscale reads; the rest is kept as is."""
 
     model_config = ConfigDict(extra="allow", populate_by_name=True, alias_generator=to_camel)
 
-    name: str = Field(min_length=1, max_length=253, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+    name: str = Field(min_length=1, max_length=253, pattern=NAME_PATTERN)
     namespace: str | None = None
     uid: str | None = None
     generation: int | None = None
@@ -153,14 +165,21 @@ class Condition(StatusModel):
     """The ``metadata.generation`` this condition was set for."""
 
 
+MIN_CORES: Final = 0.01
+"""The least CPU a quota can hold: the kernel takes no ``cpu.max`` quota under 1 ms per 100 ms period."""
+
+
 def check_core_range(cores_min: float, cores_max: float) -> None:
     """Refuse a CPU range a regulator cannot work in, naming both fields and the fix.
 
     Raises:
         ValueError: when ``coresMin`` is not above 0 or exceeds ``coresMax``.
     """
-    if cores_min <= 0:
-        raise ValueError("coresMin must be above 0 (e.g. '100m')")
+    if cores_min < MIN_CORES:
+        raise ValueError(
+            f"coresMin ({cores_min:g}) must be at least 10m: Linux enforces no CPU quota below 1 ms per 100 ms "
+            "period (the kubelet raises a smaller one to that); e.g. '100m'"
+        )
     if cores_min > cores_max:
         raise ValueError(
             f"coresMin ({cores_min:g}) must not exceed coresMax ({cores_max:g}): raise coresMax or lower coresMin"
@@ -291,8 +310,27 @@ def format_validation_error(exc: ValidationError, prefix: str = "") -> list[str]
             message = "required field is missing"
         elif err["type"] == "literal_error":
             message = f"{message} (got {err.get('input')!r})"
+        elif err["type"] == "string_pattern_mismatch":
+            pattern = str((err.get("ctx") or {}).get("pattern", ""))
+            if pattern in PATTERN_WORDS:
+                message = f"must be {PATTERN_WORDS[pattern]} (got {err.get('input')!r})"
+        elif err["type"] in ("model_type", "model_attributes_type", "dict_type"):
+            message = f"must be a mapping of fields ({_got(err.get('input'))})"
+        elif err["type"] == "list_type":
+            message = f"must be a list ({_got(err.get('input'))})"
         lines.append(f"{prefix}{path or '<root>'}: {message}")
     return lines
+
+
+def _got(value: Any) -> str:
+    """What a user wrote where a mapping or list belongs, in words."""
+    if value is None:
+        return "it is empty"
+    if isinstance(value, list):
+        return "got a list"
+    if isinstance(value, dict):
+        return "got a mapping"
+    return f"got {value!r}"
 
 
 def _is_union_tag(part: Any) -> bool:

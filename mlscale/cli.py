@@ -22,19 +22,25 @@ from typing import Any
 
 from mlscale import __version__
 from mlscale.local import LocalRunOptions
-from mlscale.resources import ResourceFileError, load_resources
+from mlscale.resources import LoadedResource, ResourceFileError, check_resources, load_resources
+
+
+def _checked(file: str) -> tuple[list[LoadedResource], bool]:
+    """The valid resources of a file, its problems printed to stderr; and whether it had any."""
+    try:
+        loaded, errors = check_resources(Path(file))
+    except ResourceFileError as exc:
+        loaded, errors = [], exc.lines
+    for line in errors:
+        print(line, file=sys.stderr)
+    return loaded, bool(errors)
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
     failed = False
     for file in args.files:
-        try:
-            loaded = load_resources(Path(file))
-        except ResourceFileError as exc:
-            failed = True
-            for line in exc.lines:
-                print(line, file=sys.stderr)
-            continue
+        loaded, bad = _checked(file)
+        failed = failed or bad
         for item in loaded:
             print(f"{file}: {item.info.kind}/{item.name}: valid")
     return 1 if failed else 0
@@ -45,12 +51,8 @@ def _cmd_explain(args: argparse.Namespace) -> int:
 
     status = 0
     for file in args.files:
-        try:
-            loaded = load_resources(Path(file))
-        except ResourceFileError as exc:
-            print("\n".join(exc.lines), file=sys.stderr)
-            status = 1
-            continue
+        loaded, bad = _checked(file)
+        status = 1 if bad else status
         for item in loaded:
             model = type(item.resource)
             print(f"{file}: {item.info.kind}/{item.name} (engine {item.info.engine})")

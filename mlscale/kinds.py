@@ -120,8 +120,12 @@ def kind_of(document: dict[str, Any]) -> KindInfo:
     """Return the kind of a resource document, or raise with what is allowed."""
     api_version = document.get("apiVersion")
     kind = document.get("kind")
+    if api_version is None:
+        raise UnknownKindError(f"apiVersion: missing: set it to {API_GROUP_VERSION!r}")
     if api_version != API_GROUP_VERSION:
         raise UnknownKindError(f"apiVersion: expected {API_GROUP_VERSION!r}, got {api_version!r}")
+    if kind is None:
+        raise UnknownKindError(f"kind: missing: set it to one of {', '.join(sorted(KINDS))}")
     if kind not in KINDS:
         raise UnknownKindError(f"kind: expected one of {', '.join(sorted(KINDS))}, got {kind!r}")
     return KINDS[str(kind)]

@@ -7,14 +7,23 @@ from typing import Any, Final, Literal
 
 from pydantic import Field, ValidationError, model_validator
 
-from mlscale.api import ApiModel, Condition, CpuQuantity, MemoryQuantity, Resource, StatusModel, check_core_range
+from mlscale.api import (
+    BUILDER_PATTERN,
+    PATTERN_WORDS,
+    ApiModel,
+    Condition,
+    CpuQuantity,
+    MemoryQuantity,
+    Resource,
+    StatusModel,
+    check_core_range,
+)
 from mlscale.podtemplate import PodTemplate, layer, template_problems
 
 KIND: Final = "InferenceService"
 PLURAL = "inferenceservices"
 
 Phase = Literal["Pending", "Running", "Failed"]
-BUILDER_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_]*$"
 SERVER_CONTAINER: Final = "server"
 """Name of the model-server container in each replica pod."""
 ROUTER_CONTAINER: Final = "router"
@@ -83,10 +92,17 @@ class RouterTemplate(PodTemplate):
         return self
 
 
+MODEL_NAME_PATTERN: Final = r"^[a-z0-9]([-a-z0-9_.]*[a-z0-9])?$"
+"""A served model's name, part of its URL path."""
+PATTERN_WORDS[MODEL_NAME_PATTERN] = (
+    "lowercase letters, digits, '-', '_' and '.', starting and ending with a letter or digit"
+)
+
+
 class ModelSource(ApiModel):
     """The model to serve: a builder or a SavedModel, exactly one."""
 
-    name: str = Field(pattern=r"^[a-z0-9]([-a-z0-9_.]*[a-z0-9])?$", max_length=63)
+    name: str = Field(pattern=MODEL_NAME_PATTERN, max_length=63)
     """Name under which the model is served (``/v2/models/{name}``)."""
     builder: str | None = Field(default=None, pattern=BUILDER_PATTERN)
     """``module:function`` returning a Keras model (e.g. ``examples.roma.models:small_cnn``)."""
@@ -120,7 +136,7 @@ class Replicas(ApiModel):
     @model_validator(mode="after")
     def _range(self) -> Replicas:
         if self.min > self.max:
-            raise ValueError(f"min ({self.min}) must not exceed max ({self.max})")
+            raise ValueError(f"min ({self.min}) must not exceed max ({self.max}): raise max or lower min")
         return self
 
 
@@ -128,7 +144,7 @@ class CpuRange(ApiModel):
     """CPU range of each replica."""
 
     cores_min: CpuQuantity = 0.2
-    """Fewest cores a replica is given (e.g. ``200m``)."""
+    """Fewest cores a replica is given (e.g. ``200m``; at least ``10m``, the least quota Linux enforces)."""
     cores_max: CpuQuantity = 2.0
     """Most cores a replica is given."""
 

@@ -57,7 +57,14 @@ def test_defaults_fill_a_minimal_deadline_job() -> None:
 @pytest.mark.parametrize(
     ("change", "expected"),
     [
-        ({"deadline": "0s"}, "spec: deadline must be positive"),
+        ({"deadline": "0s"}, "spec.deadline: must be positive"),
+        ({"deadline": -60}, "spec.deadline: must be positive"),
+        # Spark refuses an executor under 450 MiB when it starts; admission says so before.
+        ({"executors": {"memory": "1"}}, "spec.executors.memory: Spark needs at least 450Mi per executor"),
+        ({"executors": {"memory": "449Mi"}}, "got 449Mi: raise it"),
+        # The kernel takes no quota under 1 ms per 100 ms: a smaller coresMin could not be enforced.
+        ({"executors": {"coresMin": "5m"}}, "spec.executors: coresMin (0.005) must be at least 10m"),
+        ({"executors": []}, "spec.executors: must be a mapping of fields (got a list)"),
         ({"deadline": "soon"}, "spec.deadline: 'soon' is not a duration"),
         ({"deadline": 1.5}, "spec.deadline: a duration must be an integer or a quoted string"),
         (
@@ -90,13 +97,14 @@ def test_missing_required_field_is_named() -> None:
         ({"data": {"partition": {"type": "skewed"}}}, "spec.data.partition.type: Input should be 'iid' or 'dirichlet'"),
         (
             {"training": {"localEpochs": {"min": 4, "max": 2}}},
-            "spec.training.localEpochs: min (4) must not exceed max (2)",
+            "spec.training.localEpochs: min (4) must not exceed max (2): raise max or lower min",
         ),
         (
             {"rounds": {"clientsPerRound": 20}, "data": {"clients": 10}},
-            "spec: rounds.clientsPerRound (20) must not exceed data.clients (10)",
+            "spec: rounds.clientsPerRound (20) must not exceed data.clients (10): lower rounds.clientsPerRound",
         ),
-        ({"model": {"builder": "not a builder"}}, "spec.model.builder: String should match pattern"),
+        ({"model": {"builder": "not a builder"}}, "spec.model.builder: must be module:function"),
+        ({"deadline": "0s"}, "spec.deadline: must be positive"),
     ],
 )
 def test_federated_training_errors_name_the_field(change: dict[str, Any], expected: str) -> None:
@@ -109,7 +117,9 @@ def test_federated_training_errors_name_the_field(change: dict[str, Any], expect
     [
         ({"slo": {"latencyMs": 50, "percentile": 100}}, "spec.slo.percentile: Input should be less than 100"),
         ({"slo": {"latencyMs": -1}}, "spec.slo.latencyMs: Input should be greater than 0"),
-        ({"replicas": {"min": 3, "max": 2}}, "spec.replicas: min (3) must not exceed max (2)"),
+        ({"replicas": {"min": 3, "max": 2}}, "spec.replicas: min (3) must not exceed max (2): raise max or lower min"),
+        ({"cpu": {"coresMin": "1m"}}, "spec.cpu: coresMin (0.001) must be at least 10m"),
+        ({"model": {"name": "a/b", "builder": "a:b"}}, "spec.model.name: must be lowercase letters, digits, '-', '_'"),
         ({"cpu": {"coresMin": "3", "coresMax": "2"}}, "spec.cpu: coresMin (3) must not exceed coresMax (2)"),
         ({"model": {"name": "cnn"}}, "spec.model: set exactly one of builder"),
         ({"model": {"name": "cnn", "builder": "a:b", "uri": "/m"}}, "spec.model: set exactly one of builder"),
@@ -123,6 +133,21 @@ def test_inference_service_errors_name_the_field(change: dict[str, Any], expecte
 def test_cpu_quantities_accept_kubernetes_forms() -> None:
     svc = InferenceService.model_validate(with_spec(SVC, cpu={"coresMin": "250m", "coresMax": 2}))
     assert (svc.spec.cpu.cores_min, svc.spec.cpu.cores_max) == (0.25, 2.0)
+
+
+def test_a_bad_name_is_described_in_words() -> None:
+    doc = copy.deepcopy(JOB)
+    doc["metadata"]["name"] = "Bad_Name"
+    assert errors(DeadlineJob, doc) == [
+        "metadata.name: must be lowercase letters, digits, '-' and '.', starting and ending with a letter or digit "
+        "(got 'Bad_Name')"
+    ]
+
+
+def test_an_empty_spec_is_named_as_empty() -> None:
+    doc = copy.deepcopy(JOB)
+    doc["spec"] = None
+    assert errors(DeadlineJob, doc) == ["spec: must be a mapping of fields (it is empty)"]
 
 
 def test_wrong_kind_or_api_version_is_refused() -> None:

@@ -58,7 +58,7 @@ def test_validate_reports_one_line_per_error_with_field_path(tmp_path: Path) -> 
     result = mlscale("validate", str(bad))
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
-    assert f"{bad}: DeadlineJob/bad: spec.deadline: 'soon' is not a duration" in lines[0]
+    assert f"{bad}: document 1: DeadlineJob/bad: spec.deadline: 'soon' is not a duration" in lines[0]
     assert any("spec.executors.cores: unknown field" in line for line in lines)
     assert any(
         "InferenceService/also-bad: spec.slo.percentile: Input should be less than 100" in line for line in lines
@@ -80,6 +80,68 @@ def test_validate_reports_unreadable_yaml(tmp_path: Path) -> None:
     result = mlscale("validate", str(broken))
     assert result.returncode == 1
     assert "not valid YAML" in result.stderr
+
+
+def test_validate_names_the_line_of_a_yaml_error_and_goes_on_to_the_next_file(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("spec: [unclosed\n")
+    good = tmp_path / "good.yaml"
+    good.write_text(GOOD)
+    result = mlscale("validate", str(broken), str(good))
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"{broken}: line 2, column 1: not valid YAML:")
+    assert "DeadlineJob/good: valid" in result.stdout
+
+
+def test_a_repeated_key_is_refused_not_silently_dropped(tmp_path: Path) -> None:
+    # PyYAML alone keeps the last 'spec': the first block, with its deadline, would be lost.
+    twice = tmp_path / "twice.yaml"
+    twice.write_text(GOOD + "spec:\n  application: {mainApplicationFile: other.py}\n")
+    result = mlscale("validate", str(twice))
+    assert result.returncode == 1
+    expected = f"{twice}: line 8, column 1: not valid YAML: duplicate key 'spec' (first at line 4): keep one"
+    assert expected in result.stderr
+
+
+def test_a_file_that_is_not_utf8_is_named_and_the_next_file_still_checked(tmp_path: Path) -> None:
+    latin = tmp_path / "latin1.yaml"
+    latin.write_bytes(GOOD.replace("name: good", "name: g\xe9").encode("latin-1"))
+    good = tmp_path / "good.yaml"
+    good.write_text(GOOD)
+    result = mlscale("validate", str(latin), str(good))
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert f"{latin}: not UTF-8 text (byte 0xe9 on line 3): save the file as UTF-8" in result.stderr
+    assert "DeadlineJob/good: valid" in result.stdout
+
+
+@pytest.mark.parametrize("text", ["", "# only a comment\n", "---\n---\n"])
+def test_a_file_without_a_resource_is_an_error(tmp_path: Path, text: str) -> None:
+    empty = tmp_path / "empty.yaml"
+    empty.write_text(text)
+    for command in ("validate", "explain", "run"):
+        result = mlscale(command, str(empty))
+        assert result.returncode != 0, command
+        assert f"{empty}: no resource found: the file is empty or holds only comments" in result.stderr
+
+
+def test_each_document_is_reported_by_its_number(tmp_path: Path) -> None:
+    many = tmp_path / "many.yaml"
+    bad = GOOD.replace("name: good", "name: second").replace("deadline: 10m", "deadline: soon")
+    many.write_text("\n---\n".join([GOOD, bad, GOOD, GOOD.replace("kind: DeadlineJob\n", "")]))
+    result = mlscale("validate", str(many))
+    assert result.returncode == 1
+    assert result.stdout.splitlines() == [f"{many}: DeadlineJob/good: valid"]
+    assert result.stderr.splitlines() == [
+        f"{many}: document 2: DeadlineJob/second: spec.deadline: 'soon' is not a duration: use a number with a unit, "
+        "e.g. '90s', '5m', '1h30m', '250ms'",
+        f"{many}: document 3: DeadlineJob/good: metadata.name: document 1 is a DeadlineJob of the same name, and "
+        "applied, the second would replace the first: rename one",
+        f"{many}: document 4: kind: missing: set it to one of DeadlineJob, FederatedTraining, InferenceService",
+    ]
+    explained = mlscale("explain", str(many))
+    assert explained.returncode == 1
+    assert "DeadlineJob/good (engine dynaspark)" in explained.stdout
 
 
 def test_explain_lists_fields_with_their_meaning(tmp_path: Path) -> None:
