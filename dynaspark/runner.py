@@ -205,73 +205,78 @@ def run_deadline_job(
     work_dir = Path(tempfile.mkdtemp(prefix="mlscale-spark-"))
     fixed = settings.static_cores if settings.static_cores is not None else ex.cores_max
 
-    with SparkStandalone(
-        work_dir, worker_cores=slots * ex.instances, worker_memory_mb=memory_mb * ex.instances + 256
-    ) as cluster:
-        ui_port = free_port()
-        events = work_dir / EVENT_LOG_FOLDER
-        events.mkdir()
-        conf = submit_conf(job, ui_port, dynamic_allocation=settings.mode == "dynamic", event_log=events)
-        command = submit_command(job, app_file, cluster.master_url, conf)
-        sensor = SparkRestSensor(f"http://127.0.0.1:{ui_port}")
-        actuator: CoresActuator
-        cgroups: CgroupCoresActuator | None = None
-        if settings.uncontrolled:
-            actuator = UnlimitedActuator(ex.cores_max)
-        else:
-            cgroups = CgroupCoresActuator(lambda: sensor.application_id, f"{job.metadata.name}-{uuid.uuid4().hex[:6]}")
-            actuator = cgroups
-        if settings.mode != "control" and not settings.uncontrolled:
-            actuator = FixedCoresActuator(actuator, fixed)
-        log_path = report_dir / "spark.log"
-        start_s = time.time()
-        with log_path.open("wb") as log_file:
-            process = subprocess.Popen(
-                command,
-                env=cluster.env,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                cwd=app_file.parent,
-                start_new_session=True,
-            )
-        recorder = ProfileRecorder(
-            start_s,
-            ex.instances * ex.cores_max,
-            source=f"{app_file.name} {spec.application.arguments}",
-            task_slots=ex.instances * slots,
-            executor_slots=slots,
-        )
-        try:
-            _, samples = run_control_loop(
-                law,
-                law.initial_state(start_s),
-                sensor,
-                actuator,
-                finished=lambda: process.poll() is not None,
-                clock=time.time,
-                sleep=lambda d: _wait_or_sleep(process, d),
-                recorder=recorder,
-                on_sample=on_sample,
-                max_s=max(3 * spec.deadline, spec.deadline + 600.0),
-                meter=cgroups,
-            )
-            end_s = time.time()
-            exit_code = process.poll()
-            if exit_code is None:
+    # The daemons' pids, logs and work folders go, however the run ends (Ctrl-C included); spark.log stays.
+    try:
+        with SparkStandalone(
+            work_dir, worker_cores=slots * ex.instances, worker_memory_mb=memory_mb * ex.instances + 256
+        ) as cluster:
+            ui_port = free_port()
+            events = work_dir / EVENT_LOG_FOLDER
+            events.mkdir()
+            conf = submit_conf(job, ui_port, dynamic_allocation=settings.mode == "dynamic", event_log=events)
+            command = submit_command(job, app_file, cluster.master_url, conf)
+            sensor = SparkRestSensor(f"http://127.0.0.1:{ui_port}")
+            actuator: CoresActuator
+            cgroups: CgroupCoresActuator | None = None
+            if settings.uncontrolled:
+                actuator = UnlimitedActuator(ex.cores_max)
+            else:
+                cgroups = CgroupCoresActuator(
+                    lambda: sensor.application_id, f"{job.metadata.name}-{uuid.uuid4().hex[:6]}"
+                )
+                actuator = cgroups
+            if settings.mode != "control" and not settings.uncontrolled:
+                actuator = FixedCoresActuator(actuator, fixed)
+            log_path = report_dir / "spark.log"
+            start_s = time.time()
+            with log_path.open("wb") as log_file:
+                process = subprocess.Popen(
+                    command,
+                    env=cluster.env,
+                    stdout=log_file,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    cwd=app_file.parent,
+                    start_new_session=True,
+                )
+            try:
+                recorder = ProfileRecorder(
+                    start_s,
+                    ex.instances * ex.cores_max,
+                    source=f"{app_file.name} {spec.application.arguments}",
+                    task_slots=ex.instances * slots,
+                    executor_slots=slots,
+                )
+                _, samples = run_control_loop(
+                    law,
+                    law.initial_state(start_s),
+                    sensor,
+                    actuator,
+                    finished=lambda: process.poll() is not None,
+                    clock=time.time,
+                    sleep=lambda d: _wait_or_sleep(process, d),
+                    recorder=recorder,
+                    on_sample=on_sample,
+                    max_s=max(3 * spec.deadline, spec.deadline + 600.0),
+                    meter=cgroups,
+                )
+                end_s = time.time()
+                exit_code = process.poll()
+                if exit_code is None:
+                    _kill_group(process)
+                    exit_code = -1
+                recorder.complete(read_completed_stages(events))
+            finally:
                 _kill_group(process)
-                exit_code = -1
-            recorder.complete(read_completed_stages(events))
-        finally:
-            _kill_group(process)
-            quotas = cgroups.quotas() if cgroups is not None else {}
-            cpu_seconds = cgroups.usage_seconds() if cgroups is not None else None
-            quota_writes = cgroups.quota_writes if cgroups is not None else 0
-            cgroup_paths = [str(g.path) for g in cgroups.groups.values()] if cgroups is not None else []
-            if cgroups is not None:
-                cgroups.close()
+                quotas = cgroups.quotas() if cgroups is not None else {}
+                cpu_seconds = cgroups.usage_seconds() if cgroups is not None else None
+                quota_writes = cgroups.quota_writes if cgroups is not None else 0
+                cgroup_paths = [str(g.path) for g in cgroups.groups.values()] if cgroups is not None else []
+                if cgroups is not None:
+                    cgroups.close()
 
-    shutil.rmtree(work_dir, ignore_errors=True)  # daemons' pids, logs and work folders; spark.log stays
+    finally:
+        shutil.rmtree(work_dir, ignore_errors=True)
     completion_s = end_s - start_s
     result = RunResult(
         phase="Failed" if exit_code != 0 else ("Succeeded" if completion_s <= spec.deadline else "DeadlineMissed"),

@@ -156,6 +156,7 @@ class SparkStandalone:
         """
         for sub in ("pids", "logs", "work"):
             (self.work_dir / sub).mkdir(parents=True, exist_ok=True)
+        self._started.append(MASTER_CLASS)
         self._daemon(
             "start",
             MASTER_CLASS,
@@ -166,7 +167,7 @@ class SparkStandalone:
             "--webui-port",
             str(self.master_ui_port),
         )
-        self._started.append(MASTER_CLASS)
+        self._started.append(WORKER_CLASS)
         self._daemon(
             "start",
             WORKER_CLASS,
@@ -180,7 +181,6 @@ class SparkStandalone:
             str(self.worker_ui_port),
             self.master_url,
         )
-        self._started.append(WORKER_CLASS)
         deadline = time.monotonic() + self.start_timeout_s
         while time.monotonic() < deadline:
             if self.alive_workers() >= 1:
@@ -226,7 +226,12 @@ class SparkStandalone:
                     os.kill(pid, signal.SIGKILL)
 
     def __enter__(self) -> SparkStandalone:
-        self.start()
+        try:
+            self.start()
+        except BaseException:
+            # Interrupted or failed half-way: the daemon already launched must not outlive the run.
+            self.stop()
+            raise
         return self
 
     def __exit__(

@@ -128,7 +128,19 @@ def _cmd_run(args: argparse.Namespace) -> int:
             print(f"{path}: the {item.info.engine} engine cannot run here: {exc}", file=sys.stderr)
             return 2
         run_local: Callable[[object, LocalRunOptions], int] = module.run_local
-        status = max(status, run_local(item.resource, options))
+        try:
+            status = max(status, run_local(item.resource, options))
+        except (KeyboardInterrupt, SystemExit) as exc:
+            code = 130 if isinstance(exc, KeyboardInterrupt) else exc.code
+            if code not in (130, 143):
+                raise
+            cause = "interrupted (Ctrl-C)" if code == 130 else "stopped (SIGTERM)"
+            print(
+                f"\n{item.info.kind} {item.name}: {cause}; the processes it started were stopped. "
+                f"No report was written; its logs so far are in {report_dir}",
+                file=sys.stderr,
+            )
+            return code
     return status
 
 

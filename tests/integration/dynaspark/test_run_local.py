@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -152,16 +153,68 @@ def _spark_jvms() -> set[int]:
     return pids
 
 
-def test_sigterm_stops_everything_the_run_started(tmp_path: Path) -> None:
-    before = _spark_jvms()
-    report_dir = tmp_path / "report"
+def _start_run(tmp_path: Path, report_dir: Path) -> subprocess.Popen[bytes]:
+    """``mlscale run`` in a child, its temporary folders under ``tmp_path/tmp``, Ctrl-C as in a terminal."""
+    (tmp_path / "tmp").mkdir()
     with (tmp_path / "stderr.txt").open("wb") as stderr:
-        run = subprocess.Popen(
-            [sys.executable, "-m", "mlscale", "run", str(_job_file(tmp_path)), "--report", str(report_dir), "--quiet"],
+        return subprocess.Popen(
+            [sys.executable, "-c", _CTRL_C_AS_IN_A_TERMINAL, "run", str(_job_file(tmp_path)), *_quiet_to(report_dir)],
             cwd=REPO,
             stdout=subprocess.DEVNULL,
             stderr=stderr,
+            env={**os.environ, "TMPDIR": str(tmp_path / "tmp")},
         )
+
+
+def _quiet_to(report_dir: Path) -> list[str]:
+    return ["--report", str(report_dir), "--quiet"]
+
+
+# A shell's background job ignores SIGINT, and a Python started so keeps it ignored: restore it.
+_CTRL_C_AS_IN_A_TERMINAL = (
+    "import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "from mlscale.cli import main; sys.argv[0] = 'mlscale'; raise SystemExit(main(sys.argv[1:]))"
+)
+
+
+def _nothing_left(tmp_path: Path, before: set[int]) -> None:
+    """No Spark JVM the run started is running, and its Spark folders are gone."""
+    left = _spark_jvms() - before
+    waited = time.monotonic() + 15
+    while left and time.monotonic() < waited:
+        time.sleep(0.5)
+        left = _spark_jvms() - before
+    assert not left, f"Spark JVMs left running: {sorted(left)}"
+    assert not list((tmp_path / "tmp").glob("mlscale-spark-*")), "the run's Spark folder was left"
+
+
+def test_ctrl_c_while_the_cluster_starts_stops_the_daemons_already_started(tmp_path: Path) -> None:
+    before = _spark_jvms()
+    report_dir = tmp_path / "report"
+    run = _start_run(tmp_path, report_dir)
+    try:
+        # The moment the master has a pid (its JVM launched) the worker is still to come.
+        waited = time.monotonic() + 120
+        while time.monotonic() < waited and not list((tmp_path / "tmp").glob("mlscale-spark-*/pids/*Master*.pid")):
+            time.sleep(0.05)
+        assert _spark_jvms() - before, "the master did not start within 120 s"
+        run.send_signal(signal.SIGINT)
+        assert run.wait(timeout=60) == 130
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+    stderr = (tmp_path / "stderr.txt").read_text()
+    assert "DeadlineJob agg-small: interrupted (Ctrl-C); the processes it started were stopped." in stderr
+    assert f"No report was written; its logs so far are in {report_dir}" in stderr
+    assert "Traceback" not in stderr
+    _nothing_left(tmp_path, before)
+
+
+def test_sigterm_stops_everything_the_run_started(tmp_path: Path) -> None:
+    before = _spark_jvms()
+    report_dir = tmp_path / "report"
+    run = _start_run(tmp_path, report_dir)
     try:
         # Bounded wait until the application is submitted: the cluster is up and the driver starts.
         waited = time.monotonic() + 120
@@ -176,10 +229,6 @@ def test_sigterm_stops_everything_the_run_started(tmp_path: Path) -> None:
         if run.poll() is None:
             run.kill()
             run.wait()
+    assert "DeadlineJob agg-small: stopped (SIGTERM)" in (tmp_path / "stderr.txt").read_text()
     # What it started is gone with it (the worker's executors stop with the worker, within seconds).
-    left = _spark_jvms() - before
-    waited = time.monotonic() + 15
-    while left and time.monotonic() < waited:
-        time.sleep(0.5)
-        left = _spark_jvms() - before
-    assert not left, f"Spark JVMs left running: {sorted(left)}"
+    _nothing_left(tmp_path, before)
