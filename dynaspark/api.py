@@ -66,6 +66,17 @@ class SparkApplication(ApiModel):
     def _main_class_for_jvm(self) -> SparkApplication:
         if self.type != "Python" and not self.main_class:
             raise ValueError(f"mainClass is required when type is {self.type}: name the application's entry class")
+        # spark-submit runs a primary resource ending in .py with Python, anything else as a jar.
+        is_python = self.main_application_file.split("?")[0].endswith(".py")
+        if self.type == "Python" and not is_python:
+            raise ValueError(
+                f"mainApplicationFile {self.main_application_file!r} is not a .py file, and spark-submit would run "
+                "it as a jar: name the application's .py file, or set type Java or Scala for a jar"
+            )
+        if self.type != "Python" and is_python:
+            raise ValueError(
+                f"mainApplicationFile {self.main_application_file!r} is a Python file: set type Python, or name a jar"
+            )
         return self
 
 

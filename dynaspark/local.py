@@ -68,8 +68,9 @@ def run_local(job: DeadlineJob, options: LocalRunOptions) -> int:
     """
     line = LiveLine(enabled=not options.quiet)
     app_file = resolve_application(job, options.source)
-    if not app_file.exists():
-        line.done(f"error: application file {app_file} does not exist (spec.application.mainApplicationFile)")
+    if not app_file.is_file():
+        what = "is a folder, not a file" if app_file.is_dir() else "does not exist"
+        line.done(f"error: application file {app_file} {what} (spec.application.mainApplicationFile)")
         return EXIT_CANNOT_RUN
     if job.spec.application.type != "Python":
         line.done("error: locally only Python applications run (spec.application.type: Python)")

@@ -22,6 +22,7 @@ from hyperfl.local_report import build_report, plot_report
 from hyperfl.loop import RoundReport, run_rounds
 from hyperfl.trainer_process import TrainerError, TrainerProcess
 from hyperfl.worker_pool import WorkerPool
+from mlscale.builders import builder_problem
 from mlscale.local import LocalRunOptions
 from mlscale.report import write_report_json
 
@@ -94,6 +95,9 @@ def run_local(job: FederatedTraining, options: LocalRunOptions) -> int:
     """
     spec = job.spec
     report_dir = options.report_dir
+    if problem := builder_problem(spec.model.builder, _import_paths(options)):
+        print(f"{job.metadata.name}: cannot run: spec.model.builder: {problem}", file=sys.stderr)
+        return 2
     report_dir.mkdir(parents=True, exist_ok=True)
     workers = int(options.extra.get("workers", "0"))
     status, history = load_interrupted(report_dir, job)
@@ -120,6 +124,14 @@ def run_local(job: FederatedTraining, options: LocalRunOptions) -> int:
     except (TrainerError, RuntimeError, ValueError) as exc:
         print(f"{job.metadata.name}: failed: {exc}", file=sys.stderr)
         status = status.model_copy(update={"phase": "Failed"})
+    except (KeyboardInterrupt, SystemExit):
+        # Interrupted: the rounds done are checkpointed, and the same command resumes after them.
+        print(
+            f"\n{job.metadata.name}: {len(history)} rounds kept in {report_dir}; the same command with "
+            f"--report {report_dir} resumes after them",
+            file=sys.stderr,
+        )
+        raise
     _save(report_dir, job, status, history)
     report = build_report(job, status, history, time.monotonic() - t0)
     write_report_json(report_dir, report)

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from mlscale.builders import builder_problem
 from mlscale.cgroups import CgroupUnavailableError, cgroup_unavailable_reason
 from mlscale.local import LocalRunOptions
 from mlscale.progress import LiveLine
@@ -231,6 +232,27 @@ def _report(
     }
 
 
+def local_problem(svc: InferenceService, options: LocalRunOptions, cwd: Path) -> str | None:
+    """What stops ``svc`` from running here, named by its field, before any process is started."""
+    annotations = svc.metadata.annotations or {}
+    if options.load:
+        source, trace = "--load", options.load
+    elif TRACE_ANNOTATION in annotations:
+        source, trace = f"metadata.annotations[{TRACE_ANNOTATION}]", annotations[TRACE_ANNOTATION]
+    else:
+        source, trace = "the default trace", DEFAULT_TRACE
+    try:
+        parse_trace(trace)
+    except ValueError as exc:
+        return f"{source}: {exc}"
+    model = svc.spec.model
+    if model.builder is not None and (problem := builder_problem(model.builder, [str(cwd)])):
+        return f"spec.model.builder: {problem}"
+    if model.uri is not None and not (cwd / model.uri).exists():
+        return f"spec.model.uri: {model.uri} does not exist (a relative path is taken from {cwd})"
+    return None
+
+
 def run_local(svc: InferenceService, options: LocalRunOptions) -> int:
     """Run ``svc`` on this machine under load and write ``report.json`` and ``report.png``.
 
@@ -243,8 +265,10 @@ def run_local(svc: InferenceService, options: LocalRunOptions) -> int:
     duration_s = options.duration_s or DEFAULT_DURATION_S
     live = LiveLine(enabled=not options.quiet)
     cwd = Path.cwd()
+    if problem := local_problem(svc, options, cwd):
+        live.done(f"{svc.metadata.name}: cannot run: {problem}")
+        return 2
     try:
-        parse_trace(trace)
         report = asyncio.run(
             serve_and_drive(
                 svc, trace, duration_s, options.report_dir, controlled=not options.uncontrolled, live=live, cwd=cwd

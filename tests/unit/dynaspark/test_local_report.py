@@ -117,6 +117,13 @@ def test_a_missing_application_file_is_named(tmp_path: Path, capsys: pytest.Capt
     assert "job.py does not exist" in capsys.readouterr().err
 
 
+def test_a_folder_named_as_the_application_file_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "apps" / "job.py").mkdir(parents=True)
+    code = local.run_local(_job(), LocalRunOptions(report_dir=tmp_path / "r", source=tmp_path / "job.yaml"))
+    assert code == local.EXIT_CANNOT_RUN
+    assert "job.py is a folder, not a file (spec.application.mainApplicationFile)" in capsys.readouterr().err
+
+
 def test_a_run_whose_driver_never_answered_says_it_was_not_controlled() -> None:
     def result(application_id: str | None) -> RunResult:
         return RunResult("Succeeded", 60.0, 30.0, 0, 0.0, 60.0, 0.0, [], application_id=application_id)

@@ -75,6 +75,15 @@ def test_defaults_fill_a_minimal_deadline_job() -> None:
         ({"executors": {"instances": 0}}, "spec.executors.instances: Input should be greater than or equal to 1"),
         ({"control": {"periodSeconds": 0}}, "spec.control.periodSeconds: Input should be greater than 0"),
         ({"application": {"mainApplicationFile": "a.jar", "type": "Java"}}, "mainClass is required"),
+        # spark-submit would run a Python application's jar (or README) as a jar, and a jar job's .py as Python.
+        (
+            {"application": {"mainApplicationFile": "README.md"}},
+            "spec.application: mainApplicationFile 'README.md' is not a .py file, and spark-submit would run it",
+        ),
+        (
+            {"application": {"mainApplicationFile": "job.py", "type": "Scala", "mainClass": "Main"}},
+            "spec.application: mainApplicationFile 'job.py' is a Python file: set type Python, or name a jar",
+        ),
         ({"executor": {}}, "spec.executor: unknown field"),
     ],
 )
