@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import copy
 import os
-import re
 import shlex
 from pathlib import Path
 from typing import Any
@@ -36,7 +35,7 @@ from dynaspark.api import (
 from dynaspark.jvm import EXECUTOR_JAVA_OPTIONS, executor_java_options
 from mlscale import cpu_meter
 from mlscale.podtemplate import merge_pod
-from mlscale.units import format_cpu, spark_memory
+from mlscale.units import format_cpu, spark_memory, spark_size
 
 KIND = "DeadlineJob"
 DRIVER_PORT = 7078
@@ -172,12 +171,23 @@ def spark_conf(job: DeadlineJob, namespace: str) -> dict[str, str]:
             "spark.executor.instances": str(ex.instances),
             "spark.executor.memory": spark_memory(ex.memory),
             "spark.dynamicAllocation.enabled": "false",
+            **driver_memory(job),
             EXECUTOR_JAVA_OPTIONS: executor_java_options(app.spark_conf),
         }
     )
     for key, value in executor_labels(name).items():
         conf[f"spark.kubernetes.executor.label.{key}"] = value
     return conf
+
+
+def driver_memory(job: DeadlineJob) -> dict[str, str]:
+    """``spark.driver.memory`` sized to the driver pod's ``spec.driver.memory`` (none where the job sets it).
+
+    In client mode spark-submit starts the driver JVM with that heap (1g without it, whatever
+    the pod's memory): a larger pod would leave it unused, a smaller one would be OOM-killed.
+    """
+    heap = job.spec.driver_heap
+    return {} if heap is None else {"spark.driver.memory": f"{heap // 2**20}m"}
 
 
 def spark_submit_command(job: DeadlineJob, namespace: str) -> list[str]:
@@ -222,24 +232,6 @@ def executor_pod_template(job: DeadlineJob) -> dict[str, Any]:
         "spec": spec,
     }
     return merge_pod(pod, job.spec.executors.template, EXECUTOR_CONTAINER)
-
-
-_SPARK_SIZE = re.compile(r"([0-9]+)\s*(b|kb?|mb?|gb?|tb?|pb?)?", re.IGNORECASE)
-_SPARK_BYTES = {"b": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40, "p": 2**50}
-
-
-def spark_size(text: str | None, unit: str) -> int | None:
-    """A Spark size (``"384"``, ``"512m"``, ``"2g"``, ``"100b"``) in bytes; ``None`` when unset or not one.
-
-    Args:
-        text: The setting's value.
-        unit: The unit of a bare number, as Spark reads that setting (``"m"`` for MiB, ``"b"``).
-    """
-    match = _SPARK_SIZE.fullmatch((text or "").strip())
-    if match is None:
-        return None
-    suffix = (match.group(2) or unit).lower()[0]
-    return int(match.group(1)) * _SPARK_BYTES[suffix]
 
 
 def executor_pod_memory(job: DeadlineJob) -> str:

@@ -19,6 +19,7 @@ from mlscale.api import (
     check_core_range,
 )
 from mlscale.podtemplate import PodTemplate, template_problems
+from mlscale.units import spark_size
 
 DRIVER_CONTAINER: Final = "driver"
 """Name of the container that runs spark-submit in the driver pod."""
@@ -37,6 +38,12 @@ executor template mounts a volume of such a name (a claim for scratch space, say
 SPARK_MIN_MEMORY: Final = 450 * 2**20
 """The least ``spark.executor.memory`` an executor starts with: Spark reserves 300 MiB and refuses
 less than 1.5 times that."""
+
+MIN_MEMORY_OVERHEAD: Final = 384 * 2**20
+"""The least memory Spark adds to a JVM's heap for the rest of its pod."""
+DRIVER_MIN_HEAP: Final = 512 * 2**20
+"""The least heap given to a driver JVM: Spark refuses less than 450 MiB as the JVM counts it, a
+little under ``-Xmx``."""
 
 KIND: Final = "DeadlineJob"
 PLURAL = "deadlinejobs"
@@ -206,7 +213,10 @@ class Driver(ApiModel):
     cores: CpuQuantity = 1.0
     """CPU of the driver (e.g. ``1`` or ``500m``)."""
     memory: MemoryQuantity = 1024**3
-    """Memory of the driver (e.g. ``1Gi``)."""
+    """Memory of the driver pod (e.g. ``1Gi``). Its JVM gets the heap (``spark.driver.memory``) that
+    leaves room for Spark's overhead: 40 % of the heap for a Python application (its driver process
+    shares the pod), 10 % for a jar, at least 384Mi; at least ``896Mi`` for a heap of 512Mi. Unless
+    ``sparkConf`` sets ``spark.driver.memory`` or the overhead itself."""
     template: DriverTemplate | None = None
     """Fields added to the driver pod (volumes, env, service account, node selector, ...), as in
     a core/v1 PodTemplateSpec; the container named ``driver`` runs spark-submit. Cluster only."""
@@ -249,6 +259,60 @@ class DeadlineJobSpec(ApiModel):
     """The driver pod: resources and template (cluster only)."""
     control: DeadlineControl = Field(default_factory=DeadlineControl)
     """Control-law settings."""
+
+    @model_validator(mode="after")
+    def _driver_heap(self) -> DeadlineJobSpec:
+        sizing = self._driver_sizing()
+        if sizing is None:
+            own = spark_size(self.application.spark_conf["spark.driver.memory"], "m")
+            if own is not None and own >= self.driver.memory:
+                raise ValueError(
+                    f"application.sparkConf spark.driver.memory ({self.application.spark_conf['spark.driver.memory']}) "
+                    f"is the driver JVM's heap alone and does not fit in driver.memory "
+                    f"({self.driver.memory // 2**20}Mi), the driver pod's: raise driver.memory, or remove "
+                    "spark.driver.memory to have the heap sized from it"
+                )
+            return self
+        overhead, factor = sizing
+        heap = _heap_in(self.driver.memory, overhead, factor)
+        if heap < DRIVER_MIN_HEAP:
+            if overhead is not None:
+                least = DRIVER_MIN_HEAP + overhead
+            else:
+                least = max(DRIVER_MIN_HEAP + MIN_MEMORY_OVERHEAD, math.ceil(DRIVER_MIN_HEAP * (1 + factor)))
+            raise ValueError(
+                f"driver.memory ({self.driver.memory // 2**20}Mi) leaves the driver's JVM a heap of "
+                f"{max(0, heap) // 2**20}Mi after Spark's memory overhead, and Spark's driver needs "
+                f"{DRIVER_MIN_HEAP // 2**20}Mi: raise driver.memory to at least {-(-least // 2**20)}Mi"
+            )
+        return self
+
+    @property
+    def driver_heap(self) -> int | None:
+        """The driver JVM's heap in a cluster (``spark.driver.memory``) in bytes, from ``driver.memory``.
+
+        What is left of the pod's memory after Spark's driver overhead: ``spark.driver.memoryOverhead``
+        where set, else the overhead factor (``spark.driver.memoryOverheadFactor``, else
+        ``spark.kubernetes.memoryOverheadFactor``, else 0.4 for a Python application, whose driver
+        process shares the container, and 0.1 for a jar) times the heap, at least 384 MiB: what
+        Spark itself adds to a heap to size a driver pod. ``None`` where the job's ``sparkConf``
+        sets ``spark.driver.memory`` itself.
+        """
+        sizing = self._driver_sizing()
+        return None if sizing is None else _heap_in(self.driver.memory, *sizing)
+
+    def _driver_sizing(self) -> tuple[int | None, float] | None:
+        """The driver's memory overhead: in bytes where set, else its factor; ``None`` where the heap is set."""
+        conf = self.application.spark_conf
+        if conf.get("spark.driver.memory"):
+            return None
+        keys = ("spark.driver.memoryOverheadFactor", "spark.kubernetes.memoryOverheadFactor")
+        default = 0.4 if self.application.type == "Python" else 0.1
+        try:
+            factor = float(next((conf[key] for key in keys if conf.get(key)), default))
+        except ValueError:
+            factor = default
+        return spark_size(conf.get("spark.driver.memoryOverhead"), "m"), factor
 
     @field_validator("deadline")
     @classmethod
@@ -331,3 +395,10 @@ class DeadlineJob(Resource[DeadlineJobSpec, DeadlineJobStatus]):
 
     kind: Literal["DeadlineJob"] = KIND
     """``DeadlineJob``."""
+
+
+def _heap_in(pod: int, overhead: int | None, factor: float) -> int:
+    """The heap that, with Spark's overhead added, fills ``pod`` bytes."""
+    if overhead is not None:
+        return pod - overhead
+    return min(pod - MIN_MEMORY_OVERHEAD, int(pod / (1 + factor)))

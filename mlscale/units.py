@@ -161,3 +161,21 @@ def parse_memory(value: str | int) -> int:
 def spark_memory(value: str | int) -> str:
     """Format a memory quantity the way Spark reads it (``"1Gi"`` → ``"1024m"``)."""
     return f"{max(1, parse_memory(value) // 2**20)}m"
+
+
+_SPARK_SIZE = re.compile(r"([0-9]+)\s*(b|kb?|mb?|gb?|tb?|pb?)?", re.IGNORECASE)
+_SPARK_BYTES = {"b": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40, "p": 2**50}
+
+
+def spark_size(text: str | None, unit: str) -> int | None:
+    """A Spark size (``"384"``, ``"512m"``, ``"2g"``, ``"100b"``) in bytes; ``None`` when unset or not one.
+
+    Args:
+        text: The setting's value.
+        unit: The unit of a bare number, as Spark reads that setting (``"m"`` for MiB, ``"b"``).
+    """
+    match = _SPARK_SIZE.fullmatch((text or "").strip())
+    if match is None:
+        return None
+    suffix = (match.group(2) or unit).lower()[0]
+    return int(match.group(1)) * _SPARK_BYTES[suffix]

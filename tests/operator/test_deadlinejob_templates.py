@@ -323,6 +323,35 @@ def test_executor_pod_memory_is_what_spark_asks_for(memory: str, conf: dict[str,
     assert executor_pod_memory(DeadlineJob.model_validate(body)) == expected
 
 
+@pytest.mark.parametrize(
+    ("memory", "app_type", "conf", "expected"),
+    [
+        ("1Gi", "Python", {}, "640m"),  # 384 MiB of overhead at least
+        ("4Gi", "Python", {}, "2925m"),  # the Python driver beside it: 40 % of the heap
+        ("8Gi", "Scala", {}, "7447m"),  # a jar's driver: 10 %
+        ("8Gi", "Python", {"spark.driver.memoryOverheadFactor": "0.1"}, "7447m"),
+        ("4Gi", "Python", {"spark.driver.memoryOverheadFactor": "0.05"}, "3712m"),  # 384 MiB, more than 5 %
+        ("4Gi", "Python", {"spark.kubernetes.memoryOverheadFactor": "0.2"}, "3413m"),
+        ("4Gi", "Python", {"spark.driver.memoryOverhead": "1g"}, "3072m"),
+        ("4Gi", "Python", {"spark.driver.memory": "3g"}, "3g"),  # the job's own, as it is
+    ],
+)
+def test_the_driver_jvm_gets_the_heap_its_pod_has_room_for(
+    memory: str, app_type: str, conf: dict[str, str], expected: str
+) -> None:
+    # Without it spark-submit starts the driver with 1g whatever the pod's memory: unused room in
+    # a large pod, an OOM kill in a small one.
+    body = job()
+    body["spec"]["driver"] = {"memory": memory}
+    body["spec"]["application"].update(sparkConf=conf, type=app_type)
+    if app_type != "Python":
+        body["spec"]["application"].update(mainApplicationFile="local:///opt/app.jar", mainClass="app.Main")
+    pod = driver_pod(DeadlineJob.model_validate(body), NAMESPACE)
+    command = pod["spec"]["containers"][0]["command"]
+    assert f"spark.driver.memory={expected}" in command
+    assert pod["spec"]["containers"][0]["resources"]["limits"]["memory"] == f"{int(memory[:-2]) * 1024}Mi"
+
+
 def test_the_dry_run_pod_has_spark_volumes_where_spark_adds_them() -> None:
     body = job()
     claim = {"name": "spark-local-dir-1", "persistentVolumeClaim": {"claimName": "scratch"}}

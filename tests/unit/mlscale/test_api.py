@@ -65,6 +65,9 @@ def test_defaults_fill_a_minimal_deadline_job() -> None:
         # The kernel takes no quota under 1 ms per 100 ms: a smaller coresMin could not be enforced.
         ({"executors": {"coresMin": "5m"}}, "spec.executors: coresMin (0.005) must be at least 10m"),
         ({"executors": []}, "spec.executors: must be a mapping of fields (got a list)"),
+        # The driver's heap is its pod's memory less Spark's overhead (384Mi at least).
+        ({"driver": {"memory": "800Mi"}}, "a heap of 416Mi after Spark's memory overhead"),
+        ({"driver": {"memory": "800Mi"}}, "raise driver.memory to at least 896Mi"),
         ({"deadline": "soon"}, "spec.deadline: 'soon' is not a duration"),
         ({"deadline": 1.5}, "spec.deadline: a duration must be an integer or a quoted string"),
         (
@@ -90,6 +93,15 @@ def test_defaults_fill_a_minimal_deadline_job() -> None:
 def test_deadline_job_errors_name_the_field(change: dict[str, Any], expected: str) -> None:
     lines = errors(DeadlineJob, with_spec(JOB, **change))
     assert any(expected in line for line in lines), lines
+
+
+def test_a_driver_heap_set_larger_than_its_pod_is_refused() -> None:
+    doc = with_spec(JOB, driver={"memory": "1Gi"})
+    doc["spec"]["application"]["sparkConf"] = {"spark.driver.memory": "2g"}
+    (line,) = errors(DeadlineJob, doc)
+    assert line.startswith("spec: application.sparkConf spark.driver.memory (2g) is the driver JVM's heap alone")
+    doc["spec"]["application"]["sparkConf"] = {"spark.driver.memory": "600m"}
+    assert DeadlineJob.model_validate(doc).spec.driver_heap is None  # the job's own, left as it is
 
 
 def test_missing_required_field_is_named() -> None:
