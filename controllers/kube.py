@@ -167,8 +167,12 @@ class KubeApi:
             return existing
 
     async def dry_run_create(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        """Have the API server validate and admit an object without storing it (``dryRun=All``)."""
-        return await self.request("POST", f"{path}?dryRun=All", body)
+        """Have the API server validate and admit an object without storing it (``dryRun=All``).
+
+        Strictly (``fieldValidation=Strict``): a field the object's kind does not have, such as a
+        misspelt one in a user's pod template, is refused (400) instead of dropped with a warning.
+        """
+        return await self.request("POST", f"{path}?dryRun=All&fieldValidation=Strict", body)
 
     async def patch(self, path: str, body: dict[str, Any], content_type: str = MERGE) -> dict[str, Any]:
         """Patch an object (merge patch by default)."""

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import copy
 import datetime
+import re
 import threading
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -21,6 +22,7 @@ import aiohttp.web
 import attrs
 import kmock
 import kopf
+import kubernetes_validate
 import pytest
 import yaml
 
@@ -95,6 +97,27 @@ class QuotaError(kmock.KubernetesError):
     )
 
 
+@attrs.frozen
+class StrictDecodingError(kmock.KubernetesError):
+    """What an API server answers to ``fieldValidation=Strict`` for a field the kind does not have."""
+
+    status: int = 400
+    reason: str = "BadRequest"
+
+
+def unknown_field(obj: dict[str, Any]) -> str | None:
+    """The first field of ``obj`` its kind does not have (``spec.nodeSelecter``), as the API server names it."""
+    try:
+        kubernetes_validate.validate(obj, "1.33", strict=True)
+    except kubernetes_validate.ValidationError as exc:
+        if exc.validator != "additionalProperties":
+            return None
+        found = re.search(r"'([^']+)' was unexpected", exc.message)
+        path = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in exc.path).lstrip(".")
+        return f"{path}.{found[1]}" if found else path
+    return None
+
+
 class ValidatingEmulator(Emulator):
     """Refuses a pod with a toleration operator other than Exists or Equal, as an API server does.
 
@@ -112,6 +135,9 @@ class ValidatingEmulator(Emulator):
         if request.action == kmock.action.CREATE and request.url.path.endswith("/pods"):
             if request.params.get("dryRun") == "All":
                 type(self).dry_runs.append(copy.deepcopy(request.data))
+            if request.params.get("fieldValidation") == "Strict" and (field := unknown_field(request.data)):
+                type(self).pod_refusals += 1
+                raise StrictDecodingError(message=f'strict decoding error: unknown field "{field}"')
             spec = request.data.get("spec") or {}
             tolerations = spec.get("tolerations") or []
             if any(t.get("operator") not in (None, "Exists", "Equal") for t in tolerations):

@@ -38,6 +38,7 @@ pytestmark = pytest.mark.operator
 
 BASE = f"/apis/mlscale.dev/v1alpha1/namespaces/{NAMESPACE}"
 PODS = f"/api/v1/namespaces/{NAMESPACE}/pods"
+TYPO = {"spec": {"nodeSelecter": {"pool": "fl"}}}
 NON_ROOT = {"spec": {"securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}}}
 
 
@@ -104,6 +105,29 @@ async def test_training_whose_pods_a_namespace_policy_refuses_starts_nothing_unt
     assert names == ["digits-client-0", "digits-client-1", "digits-client-2", "digits-client-3", "digits-coordinator"]
     pod = await cluster.get(f"{PODS}/digits-client-1")
     assert (pod or {})["spec"]["securityContext"]["runAsNonRoot"] is True
+
+
+async def test_a_misspelt_template_field_is_refused_not_dropped(operator: RunningOperator, cluster: Cluster) -> None:
+    # Without strict field validation the API server would create the pods without the field,
+    # and the clients would run on any node, with only a warning in the operator's log.
+    path = f"{BASE}/federatedtrainings/digits"
+    await cluster.create(
+        f"{BASE}/federatedtrainings", {**TRAINING, "spec": {**TRAINING["spec"], "clientTemplate": TYPO}}
+    )
+    obj = await cluster.wait_for(path, lambda o: condition_is(o, "Submitted", "False"))
+    submitted = condition(obj, "Submitted")
+    assert submitted is not None
+    assert submitted["reason"] == "ChildRejected"
+    assert 'strict decoding error: unknown field "spec.nodeSelecter"' in submitted["message"]
+    assert "Fix what the API server names in spec.coordinatorTemplate and spec.clientTemplate" in submitted["message"]
+    assert await pods_of(cluster, "mlscale.dev/federatedtraining", "digits") == []
+    assert all(run["spec"] for run in ValidatingEmulator.dry_runs)
+
+    spelt = {"nodeSelecter": None, "nodeSelector": {"pool": "fl"}}
+    await cluster.patch(path, {"spec": {"clientTemplate": {"spec": spelt}}})
+    await cluster.wait_for(path, lambda o: condition_is(o, "Submitted", "True"))
+    pod = await cluster.get(f"{PODS}/digits-client-0")
+    assert (pod or {})["spec"]["nodeSelector"] == {"pool": "fl"}
 
 
 async def test_a_training_whose_pod_exists_already_starts(operator: RunningOperator, cluster: Cluster) -> None:
