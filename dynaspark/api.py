@@ -51,6 +51,34 @@ PLURAL = "deadlinejobs"
 Phase = Literal["Pending", "Running", "Succeeded", "DeadlineMissed", "Failed"]
 
 
+_DRIVER_WIRING = "the operator wires the driver's address and ports"
+OPERATOR_SPARK_CONF: Final = {
+    "spark.app.name": "it is metadata.name",
+    "spark.master": "the operator submits to its own master (locally) or to the Kubernetes API",
+    "spark.submit.deployMode": "the driver runs in client mode, in its pod or on this machine",
+    "spark.executor.cores": "an executor's task slots come from spec.executors.coresMax",
+    "spark.executor.instances": "it comes from spec.executors.instances",
+    "spark.cores.max": "it comes from spec.executors.instances and coresMax",
+    "spark.executor.memory": "it comes from spec.executors.memory",
+    "spark.dynamicAllocation.enabled": "the law sizes a fixed set of executors (spec.executors.instances)",
+    "spark.driver.host": _DRIVER_WIRING,
+    "spark.driver.bindAddress": _DRIVER_WIRING,
+    "spark.driver.port": _DRIVER_WIRING,
+    "spark.driver.blockManager.port": _DRIVER_WIRING,
+    "spark.ui.port": "the operator reads the driver's REST API on the port it chose",
+    "spark.kubernetes.namespace": "executors run in the DeadlineJob's namespace",
+    "spark.kubernetes.container.image": "it comes from spec.application.image",
+    "spark.kubernetes.driver.pod.name": "the operator names the driver pod",
+    "spark.kubernetes.executor.podTemplateFile": "the executor pod template comes from spec.executors.template",
+    "spark.kubernetes.executor.podTemplateContainerName": "the executor's container is named executor",
+    "spark.kubernetes.executor.request.cores": "an executor's CPU comes from spec.executors.coresMin/coresMax",
+    "spark.kubernetes.executor.limit.cores": "an executor's CPU comes from spec.executors.coresMin/coresMax",
+    "spark.kubernetes.authenticate.caCertFile": "the driver uses its pod's service account",
+    "spark.kubernetes.authenticate.oauthTokenFile": "the driver uses its pod's service account",
+}
+"""``sparkConf`` keys the operator sets itself, and where their value comes from."""
+
+
 class SparkApplication(ApiModel):
     """The Spark application to run."""
 
@@ -68,6 +96,19 @@ class SparkApplication(ApiModel):
     """Extra Spark configuration (``spark.*`` keys); executor cores, instances and memory come from ``executors``.
     Executors get ``-XX:TieredStopAtLevel=1`` (C1 only) in ``spark.executor.extraJavaOptions`` unless those
     options set a compilation mode."""
+
+    @field_validator("spark_conf")
+    @classmethod
+    def _no_operator_keys(cls, conf: dict[str, str]) -> dict[str, str]:
+        problems = []
+        for key in conf:
+            if not key.startswith("spark."):
+                problems.append(f"{key}: not a Spark property (Spark ignores keys outside spark.*); remove it")
+            elif (source := OPERATOR_SPARK_CONF.get(key)) is not None:
+                problems.append(f"{key}: {source}, and the operator sets it over yours; remove it")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return conf
 
     @model_validator(mode="after")
     def _main_class_for_jvm(self) -> SparkApplication:

@@ -50,6 +50,12 @@ class Partition(ApiModel):
     alpha: float = Field(default=0.5, gt=0)
     """Concentration of the Dirichlet label skew: smaller is more skewed (dirichlet only)."""
 
+    @model_validator(mode="after")
+    def _alpha_for_dirichlet(self) -> Partition:
+        if self.type == "iid" and "alpha" in self.model_fields_set:
+            raise ValueError("alpha sets the skew of a dirichlet partition: remove it, or set type: dirichlet")
+        return self
+
 
 class Data(ApiModel):
     """The federated data."""

@@ -238,6 +238,16 @@ class InferenceServiceSpec(ApiModel):
             raise ValueError(f"spec.gpu.template over spec.template: {reasons}") from exc
         return self
 
+    @model_validator(mode="after")
+    def _batch_delay_within_slo(self) -> InferenceServiceSpec:
+        if self.batching.max_delay_ms >= self.slo.latency_ms:
+            raise ValueError(
+                f"batching.maxDelayMs ({self.batching.max_delay_ms:g}) is not below slo.latencyMs "
+                f"({self.slo.latency_ms:g}): a request that waits alone for a batch misses the SLO by that wait; "
+                "lower maxDelayMs (a few percent of the SLO)"
+            )
+        return self
+
 
 class ReplicaAllocation(StatusModel):
     """What one replica was last given."""

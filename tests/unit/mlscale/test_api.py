@@ -104,6 +104,24 @@ def test_a_driver_heap_set_larger_than_its_pod_is_refused() -> None:
     assert DeadlineJob.model_validate(doc).spec.driver_heap is None  # the job's own, left as it is
 
 
+@pytest.mark.parametrize(
+    ("conf", "expected"),
+    [
+        ({"spark.executor.cores": "8"}, "spark.executor.cores: an executor's task slots come from spec.executors"),
+        ({"spark.dynamicAllocation.enabled": "true"}, "the law sizes a fixed set of executors"),
+        ({"spark.kubernetes.container.image": "x"}, "it comes from spec.application.image"),
+        ({"executor.cores": "8"}, "executor.cores: not a Spark property (Spark ignores keys outside spark.*)"),
+    ],
+)
+def test_spark_conf_the_operator_would_override_is_refused(conf: dict[str, str], expected: str) -> None:
+    doc = copy.deepcopy(JOB)
+    doc["spec"]["application"]["sparkConf"] = {"spark.sql.shuffle.partitions": "8", **conf}
+    (line,) = errors(DeadlineJob, doc)
+    assert line.startswith("spec.application.sparkConf: ")
+    assert expected in line
+    assert line.endswith("and the operator sets it over yours; remove it") or "not a Spark property" in line
+
+
 def test_missing_required_field_is_named() -> None:
     doc = copy.deepcopy(JOB)
     del doc["spec"]["deadline"]
@@ -125,6 +143,11 @@ def test_missing_required_field_is_named() -> None:
             "spec: rounds.clientsPerRound (20) must not exceed data.clients (10): lower rounds.clientsPerRound",
         ),
         ({"model": {"builder": "not a builder"}}, "spec.model.builder: must be module:function"),
+        # Set for an iid split, alpha would be ignored.
+        (
+            {"data": {"partition": {"type": "iid", "alpha": 0.1}}},
+            "spec.data.partition: alpha sets the skew of a dirichlet partition: remove it, or set type: dirichlet",
+        ),
         ({"deadline": "0s"}, "spec.deadline: must be positive"),
     ],
 )
@@ -143,6 +166,10 @@ def test_federated_training_errors_name_the_field(change: dict[str, Any], expect
         ({"model": {"name": "a/b", "builder": "a:b"}}, "spec.model.name: must be lowercase letters, digits, '-', '_'"),
         ({"cpu": {"coresMin": "3", "coresMax": "2"}}, "spec.cpu: coresMin (3) must not exceed coresMax (2)"),
         ({"model": {"name": "cnn"}}, "spec.model: set exactly one of builder"),
+        (
+            {"slo": {"latencyMs": 10}, "batching": {"maxDelayMs": 50}},
+            "spec: batching.maxDelayMs (50) is not below slo.latencyMs (10): a request that waits alone",
+        ),
         ({"model": {"name": "cnn", "builder": "a:b", "uri": "/m"}}, "spec.model: set exactly one of builder"),
     ],
 )
