@@ -18,6 +18,7 @@ from controllers.kube import KubeError, group_path, scoped_api
 from controllers.metrics import StatusStore
 from mlscale import API_GROUP_VERSION
 from mlscale.api import (
+    ADMITTED,
     SUBMITTED,
     Condition,
     ConditionStatus,
@@ -66,7 +67,7 @@ def admit(
     previous = find_condition(conditions, "Accepted")
     now = utcnow()
     try:
-        resource = info.model().model_validate(document)
+        resource = info.model().model_validate(document, context=validation_context({**document, "status": status}))
     except ValidationError as exc:
         message = "; ".join(format_validation_error(exc))
         conditions = set_condition(
@@ -152,6 +153,20 @@ def forget(info: KindInfo, body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger
     if store is not None:
         store.forget(info.kind, str(metadata.get("namespace", "")), str(metadata.get("name", "")))
     logger.info("%s/%s deleted; cleanup done", info.kind, metadata.get("name"))
+
+
+def validation_context(obj: Mapping[str, Any]) -> dict[str, Any] | None:
+    """How to validate a stored resource: as admitted before when its generation was accepted.
+
+    Checks added in a later release of the operator then pass it (see
+    :data:`mlscale.api.ADMITTED`): an upgrade does not stop a resource the operator runs, while
+    a new generation, an edit, is checked in full.
+    """
+    generation = (obj.get("metadata") or {}).get("generation")
+    accepted = find_condition(conditions_of(obj.get("status") or {}), "Accepted")
+    if accepted is not None and accepted.status == "True" and accepted.observed_generation == generation:
+        return dict(ADMITTED)
+    return None
 
 
 def is_accepted(body: kopf.Body) -> bool:

@@ -26,6 +26,7 @@ import aiohttp
 import kopf
 from pydantic import ValidationError
 
+from controllers import admission
 from controllers.conditions import announce, is_true
 from controllers.daemons import sleep_unless_stopped
 from controllers.deadlinejob_service import INFO, TERMINAL_PHASES
@@ -91,7 +92,7 @@ def validated(obj: dict[str, Any]) -> DeadlineJob | None:
     """The job as a model, or ``None`` when its spec is invalid (admission says why)."""
     document = {k: obj.get(k) for k in ("apiVersion", "kind", "metadata", "spec")}
     try:
-        return DeadlineJob.model_validate(document)
+        return DeadlineJob.model_validate(document, context=admission.validation_context(obj))
     except ValidationError:
         return None
 

@@ -26,6 +26,7 @@ import aiohttp
 import kopf
 from pydantic import ValidationError
 
+from controllers import admission
 from controllers.daemons import sleep_unless_stopped
 from controllers.federatedtraining_service import (
     INFO,
@@ -79,7 +80,7 @@ def validated(obj: dict[str, Any]) -> FederatedTraining | None:
     """The training as a model, or ``None`` when its spec is invalid (admission says why)."""
     document = {k: obj.get(k) for k in ("apiVersion", "kind", "metadata", "spec")}
     try:
-        return FederatedTraining.model_validate(document)
+        return FederatedTraining.model_validate(document, context=admission.validation_context(obj))
     except ValidationError:
         return None
 

@@ -30,6 +30,7 @@ import aiohttp
 import kopf
 from pydantic import ValidationError
 
+from controllers import admission
 from controllers.conditions import announce, is_true
 from controllers.daemons import sleep_unless_stopped
 from controllers.inferenceservice_service import INFO, apply_children, served_spec
@@ -69,6 +70,7 @@ from controllers.router_client import READ_TIMEOUT_S, RouterClient, RouterUnavai
 from controllers.servingpods import cpu_deployment_name, service_labels
 from mlscale import API_GROUP_VERSION
 from mlscale.api import (
+    ADMITTED,
     SUBMITTED,
     conditions_of,
     dump_conditions,
@@ -88,11 +90,16 @@ IDLE_PERIOD_S = 1.0
 """How soon a waiting loop notices that kopf asked it to stop."""
 
 
-def validated(obj: dict[str, Any]) -> InferenceService | None:
-    """The service as a model, or ``None`` when its spec is invalid (admission says why)."""
+def validated(obj: dict[str, Any], *, served: bool = False) -> InferenceService | None:
+    """The service as a model, or ``None`` when its spec is invalid (admission says why).
+
+    ``served``: the spec is the one its children were made from, admitted then whatever was
+    checked since.
+    """
     document = {k: obj.get(k) for k in ("apiVersion", "kind", "metadata", "spec")}
+    context = dict(ADMITTED) if served else admission.validation_context(obj)
     try:
-        return InferenceService.model_validate(document)
+        return InferenceService.model_validate(document, context=context)
     except ValidationError:
         return None
 
@@ -163,7 +170,7 @@ class ServiceRun:
         deployments = await self.deployments()
         cpu = deployments.get(cpu_deployment_name(self.name))
         raw = served_spec(cpu)
-        served = None if raw is None else validated({**obj, "spec": raw})
+        served = None if raw is None else validated({**obj, "spec": raw}, served=True)
         if served is not None:
             # The spec the handler applied last, not one it may be about to refuse, nor an edit that
             # admission refused (an invalid value): the replicas keep being served meanwhile.

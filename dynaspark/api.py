@@ -6,9 +6,10 @@ import datetime as dt
 import math
 from typing import Any, Final, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from mlscale.api import (
+    MIN_CORES,
     ApiModel,
     Condition,
     CpuQuantity,
@@ -16,6 +17,7 @@ from mlscale.api import (
     MemoryQuantity,
     Resource,
     StatusModel,
+    admitted,
     check_core_range,
 )
 from mlscale.podtemplate import PodTemplate, template_problems
@@ -99,7 +101,9 @@ class SparkApplication(ApiModel):
 
     @field_validator("spark_conf")
     @classmethod
-    def _no_operator_keys(cls, conf: dict[str, str]) -> dict[str, str]:
+    def _no_operator_keys(cls, conf: dict[str, str], info: ValidationInfo) -> dict[str, str]:
+        if admitted(info):
+            return conf
         problems = []
         for key in conf:
             if not key.startswith("spark."):
@@ -111,11 +115,14 @@ class SparkApplication(ApiModel):
         return conf
 
     @model_validator(mode="after")
-    def _main_class_for_jvm(self) -> SparkApplication:
+    def _main_class_for_jvm(self, info: ValidationInfo) -> SparkApplication:
         if self.type != "Python" and not self.main_class:
             raise ValueError(f"mainClass is required when type is {self.type}: name the application's entry class")
-        # spark-submit runs a primary resource ending in .py with Python, anything else as a jar.
-        is_python = self.main_application_file.split("?")[0].endswith(".py")
+        if admitted(info):
+            return self
+        # spark-submit runs a primary resource ending in .py with Python (a query string included: it
+        # looks at the end of the text), anything else as a jar.
+        is_python = self.main_application_file.endswith(".py")
         if self.type == "Python" and not is_python:
             raise ValueError(
                 f"mainApplicationFile {self.main_application_file!r} is not a .py file, and spark-submit would run "
@@ -228,8 +235,8 @@ class Executors(ApiModel):
 
     @field_validator("memory")
     @classmethod
-    def _spark_minimum(cls, memory: int) -> int:
-        if memory < SPARK_MIN_MEMORY:
+    def _spark_minimum(cls, memory: int, info: ValidationInfo) -> int:
+        if memory < SPARK_MIN_MEMORY and not admitted(info):
             got = f"{memory // 2**20}Mi" if memory >= 2**20 else f"{memory} byte{'s' if memory != 1 else ''}"
             raise ValueError(
                 "Spark needs at least 450Mi per executor (it reserves 300Mi and wants half as much again), "
@@ -238,8 +245,8 @@ class Executors(ApiModel):
         return memory
 
     @model_validator(mode="after")
-    def _core_range(self) -> Executors:
-        check_core_range(self.cores_min, self.cores_max)
+    def _core_range(self, info: ValidationInfo) -> Executors:
+        check_core_range(self.cores_min, self.cores_max, least=0.0 if admitted(info) else MIN_CORES)
         return self
 
     @property
@@ -302,7 +309,9 @@ class DeadlineJobSpec(ApiModel):
     """Control-law settings."""
 
     @model_validator(mode="after")
-    def _driver_heap(self) -> DeadlineJobSpec:
+    def _driver_heap(self, info: ValidationInfo) -> DeadlineJobSpec:
+        if admitted(info):
+            return self
         sizing = self._driver_sizing()
         if sizing is None:
             own = spark_size(self.application.spark_conf["spark.driver.memory"], "m")
@@ -314,13 +323,13 @@ class DeadlineJobSpec(ApiModel):
                     "spark.driver.memory to have the heap sized from it"
                 )
             return self
-        overhead, factor = sizing
-        heap = _heap_in(self.driver.memory, overhead, factor)
+        overhead, factor, minimum = sizing
+        heap = _heap_in(self.driver.memory, overhead, factor, minimum)
         if heap < DRIVER_MIN_HEAP:
             if overhead is not None:
                 least = DRIVER_MIN_HEAP + overhead
             else:
-                least = max(DRIVER_MIN_HEAP + MIN_MEMORY_OVERHEAD, math.ceil(DRIVER_MIN_HEAP * (1 + factor)))
+                least = max(DRIVER_MIN_HEAP + minimum, math.ceil(DRIVER_MIN_HEAP * (1 + factor)))
             raise ValueError(
                 f"driver.memory ({self.driver.memory // 2**20}Mi) leaves the driver's JVM a heap of "
                 f"{max(0, heap) // 2**20}Mi after Spark's memory overhead, and Spark's driver needs "
@@ -335,15 +344,16 @@ class DeadlineJobSpec(ApiModel):
         What is left of the pod's memory after Spark's driver overhead: ``spark.driver.memoryOverhead``
         where set, else the overhead factor (``spark.driver.memoryOverheadFactor``, else
         ``spark.kubernetes.memoryOverheadFactor``, else 0.4 for a Python application, whose driver
-        process shares the container, and 0.1 for a jar) times the heap, at least 384 MiB: what
-        Spark itself adds to a heap to size a driver pod. ``None`` where the job's ``sparkConf``
+        process shares the container, and 0.1 for a jar) times the heap, at least
+        ``spark.driver.minMemoryOverhead`` (384 MiB): what Spark itself adds to a heap to size a driver
+        pod. ``None`` where the job's ``sparkConf``
         sets ``spark.driver.memory`` itself.
         """
         sizing = self._driver_sizing()
         return None if sizing is None else _heap_in(self.driver.memory, *sizing)
 
-    def _driver_sizing(self) -> tuple[int | None, float] | None:
-        """The driver's memory overhead: in bytes where set, else its factor; ``None`` where the heap is set."""
+    def _driver_sizing(self) -> tuple[int | None, float, int] | None:
+        """The driver's memory overhead in bytes where set, its factor and least; ``None`` where the heap is set."""
         conf = self.application.spark_conf
         if conf.get("spark.driver.memory"):
             return None
@@ -353,7 +363,9 @@ class DeadlineJobSpec(ApiModel):
             factor = float(next((conf[key] for key in keys if conf.get(key)), default))
         except ValueError:
             factor = default
-        return spark_size(conf.get("spark.driver.memoryOverhead"), "m"), factor
+        minimum = spark_size(conf.get("spark.driver.minMemoryOverhead"), "m")
+        least = MIN_MEMORY_OVERHEAD if minimum is None else minimum
+        return spark_size(conf.get("spark.driver.memoryOverhead"), "m"), factor, least
 
     @field_validator("deadline")
     @classmethod
@@ -438,8 +450,8 @@ class DeadlineJob(Resource[DeadlineJobSpec, DeadlineJobStatus]):
     """``DeadlineJob``."""
 
 
-def _heap_in(pod: int, overhead: int | None, factor: float) -> int:
+def _heap_in(pod: int, overhead: int | None, factor: float, minimum: int) -> int:
     """The heap that, with Spark's overhead added, fills ``pod`` bytes."""
     if overhead is not None:
         return pod - overhead
-    return min(pod - MIN_MEMORY_OVERHEAD, int(pod / (1 + factor)))
+    return min(pod - minimum, int(pod / (1 + factor)))

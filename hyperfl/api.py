@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Final, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from mlscale.api import (
     BUILDER_PATTERN,
@@ -16,6 +16,7 @@ from mlscale.api import (
     MemoryQuantity,
     Resource,
     StatusModel,
+    admitted,
 )
 from mlscale.podtemplate import PodTemplate, template_problems
 
@@ -51,8 +52,8 @@ class Partition(ApiModel):
     """Concentration of the Dirichlet label skew: smaller is more skewed (dirichlet only)."""
 
     @model_validator(mode="after")
-    def _alpha_for_dirichlet(self) -> Partition:
-        if self.type == "iid" and "alpha" in self.model_fields_set:
+    def _alpha_for_dirichlet(self, info: ValidationInfo) -> Partition:
+        if self.type == "iid" and "alpha" in self.model_fields_set and not admitted(info):
             raise ValueError("alpha sets the skew of a dirichlet partition: remove it, or set type: dirichlet")
         return self
 

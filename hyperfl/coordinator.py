@@ -27,6 +27,7 @@ from hyperfl.coordinator_status import DEFAULT_PORT, StatusPublisher, status_doc
 from hyperfl.federation import FederationConfig
 from hyperfl.loop import RoundReport, run_rounds
 from hyperfl.trainer_process import TrainerError, TrainerProcess
+from mlscale.api import ADMITTED
 
 log = logging.getLogger(__name__)
 RESOURCE_ENV = "MLSCALE_FL_RESOURCE"
@@ -95,7 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     signal.signal(signal.SIGTERM, _stop)
-    job = FederatedTraining.model_validate_json(os.environ[RESOURCE_ENV])
+    # The operator admitted this spec: checks added since do not stop its training.
+    job = FederatedTraining.model_validate_json(os.environ[RESOURCE_ENV], context=ADMITTED)
     name = job.metadata.name
     directory = Path(args.checkpoint_dir)
     directory.mkdir(parents=True, exist_ok=True)

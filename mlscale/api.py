@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
+from decimal import Decimal
 from typing import Annotated, Any, Final, Generic, Literal, TypeVar
 
 from pydantic import (
@@ -17,7 +18,9 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PlainSerializer,
     ValidationError,
+    ValidationInfo,
     WithJsonSchema,
 )
 from pydantic.alias_generators import to_camel
@@ -95,9 +98,29 @@ def _int_or_string_schema(pattern: str, minimum: int, hint: str) -> dict[str, An
     }
 
 
+def _plain_decimal(value: float) -> str:
+    """A number as plain decimal digits, exactly (``1e-05`` → ``"0.00001"``), for the quantity patterns."""
+    text = format(Decimal(repr(float(value))), "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def _dump_duration(seconds: float) -> int | str:
+    """A duration as it reads back: integer seconds, or decimal seconds with their unit."""
+    return int(seconds) if float(seconds).is_integer() else f"{_plain_decimal(seconds)}s"
+
+
+def _dump_cpu(cores: float) -> int | str:
+    """A CPU quantity as it reads back: whole cores, millicores, or decimal cores as text."""
+    if float(cores).is_integer():
+        return int(cores)
+    millis = round(cores * 1000, 9)
+    return f"{int(millis)}m" if millis.is_integer() else _plain_decimal(cores)
+
+
 Duration = Annotated[
     float,
     BeforeValidator(_duration),
+    PlainSerializer(_dump_duration, when_used="json"),
     WithJsonSchema(_int_or_string_schema(DURATION_PATTERN, 1, "seconds, or text such as 90s, 5m, 1h30m")),
 ]
 """A duration: integer seconds or text like ``90s``, ``5m``, ``1h30m``; the value is seconds."""
@@ -105,6 +128,7 @@ Duration = Annotated[
 CpuQuantity = Annotated[
     float,
     BeforeValidator(_cpu),
+    PlainSerializer(_dump_cpu, when_used="json"),
     WithJsonSchema(_int_or_string_schema(CPU_PATTERN, 0, "cores such as '1.5' or 2, or millicores such as '500m'")),
 ]
 """A CPU quantity: ``"500m"``, ``"1.5"`` or an integer; the value is cores."""
@@ -165,17 +189,28 @@ class Condition(StatusModel):
     """The ``metadata.generation`` this condition was set for."""
 
 
+ADMITTED: Final = {"admitted": True}
+"""Validation context for a spec the operator accepted before (a resource's accepted generation, or
+what its pods were made from). Checks added since an earlier release are skipped for it, so an
+upgrade of the operator does not stop a resource it runs; the next edit of the spec is checked in full."""
+
+
+def admitted(info: ValidationInfo) -> bool:
+    """Whether a validator runs for a spec accepted before (see :data:`ADMITTED`)."""
+    return bool((info.context or {}).get("admitted"))
+
+
 MIN_CORES: Final = 0.01
 """The least CPU a quota can hold: the kernel takes no ``cpu.max`` quota under 1 ms per 100 ms period."""
 
 
-def check_core_range(cores_min: float, cores_max: float) -> None:
+def check_core_range(cores_min: float, cores_max: float, *, least: float = MIN_CORES) -> None:
     """Refuse a CPU range a regulator cannot work in, naming both fields and the fix.
 
     Raises:
         ValueError: when ``coresMin`` is not above 0 or exceeds ``coresMax``.
     """
-    if cores_min < MIN_CORES:
+    if cores_min < least or cores_min <= 0:
         raise ValueError(
             f"coresMin ({cores_min:g}) must be at least 10m: Linux enforces no CPU quota below 1 ms per 100 ms "
             "period (the kubelet raises a smaller one to that); e.g. '100m'"

@@ -12,7 +12,6 @@ import ast
 import importlib.util
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 
 def builder_problem(reference: str, paths: Sequence[str]) -> str | None:
@@ -38,44 +37,77 @@ def builder_problem(reference: str, paths: Sequence[str]) -> str | None:
             del sys.modules[name]
     if spec is None:
         return f"no module {module_name!r} on the import path (looked first in {', '.join(paths)})"
-    origin = spec.origin
-    if origin is None or not origin.endswith(".py"):
-        return None
     try:
-        tree = ast.parse(Path(origin).read_text(encoding="utf-8"), filename=origin)
-    except (OSError, SyntaxError, UnicodeDecodeError) as exc:
-        return f"{origin} cannot be read as Python: {exc}"
+        source = spec.loader.get_source(module_name) if spec.loader is not None else None  # type: ignore[attr-defined]
+    except (AttributeError, ImportError, OSError):
+        source = None
+    if not isinstance(source, str):
+        return None  # a compiled or generated module: only importing it would tell
+    try:
+        tree = ast.parse(source, filename=spec.origin or module_name)
+    except SyntaxError as exc:
+        return f"{spec.origin or module_name} is not valid Python: {exc}"
     names = _top_level_names(tree)
     if names is None or function_name in names:
         return None
-    return f"{origin} defines no {function_name!r}"
+    return f"{spec.origin or module_name} defines no {function_name!r}"
 
 
 def _top_level_names(tree: ast.Module) -> set[str] | None:
-    """Names a module binds at its top level, in any branch; ``None`` when it may bind others unseen."""
-    if any(
-        isinstance(node, ast.ImportFrom) and any(alias.name == "*" for alias in node.names) for node in ast.walk(tree)
-    ):
-        return None
+    """Every name a module binds at its top level; ``None`` when a reading cannot be sure of them.
+
+    Only plain definitions, imports and assignments to names (tuples of names included), in any
+    branch of ``if``/``try``/``with``, and expressions without a walrus are followed; a module with
+    anything else (a loop, a ``match``, ``globals()``, ``from x import *``, a module
+    ``__getattr__``) may bind names this cannot see.
+    """
     names: set[str] = set()
-    _bound(tree.body, names)
-    return None if "__getattr__" in names else names
+    if not _bound(tree.body, names) or "__getattr__" in names:
+        return None
+    return names
 
 
-def _bound(body: list[ast.stmt], names: set[str]) -> None:
-    """Add the names the statements of ``body`` bind, descending into ``if``, ``try`` and ``with``."""
-    for node in body:
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
-            names.add(node.name)
-        elif isinstance(node, ast.Assign):
-            names.update(t.id for t in node.targets if isinstance(t, ast.Name))
-        elif isinstance(node, ast.AnnAssign | ast.AugAssign) and isinstance(node.target, ast.Name):
-            names.add(node.target.id)
-        elif isinstance(node, ast.Import | ast.ImportFrom):
-            names.update((alias.asname or alias.name).split(".")[0] for alias in node.names)
-        elif isinstance(node, ast.If):
-            _bound(node.body + node.orelse, names)
-        elif isinstance(node, ast.Try):
-            _bound(node.body + node.orelse + node.finalbody + [s for h in node.handlers for s in h.body], names)
-        elif isinstance(node, ast.With):
-            _bound(node.body, names)
+_DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+_DYNAMIC = frozenset({"globals", "vars", "setattr", "exec", "__import__"})
+"""Calls that may bind module names a reading cannot see."""
+
+
+def _bound(body: list[ast.stmt], names: set[str]) -> bool:
+    """Add the names ``body`` binds; ``False`` on a statement that may bind names unseen."""
+    return all(_binds(node, names) for node in body)
+
+
+def _binds(node: ast.stmt, names: set[str]) -> bool:
+    """Add the names one top-level statement binds; ``False`` where it may bind others unseen."""
+    if isinstance(node, _DEFINITIONS):
+        names.add(node.name)
+        return True
+    if any(
+        isinstance(inner, ast.NamedExpr) or (isinstance(inner, ast.Name) and inner.id in _DYNAMIC)
+        for inner in ast.walk(node)
+    ):
+        return False
+    if isinstance(node, ast.Assign | ast.AnnAssign | ast.AugAssign):
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+        return all(_target_names(target, names) for target in targets)
+    if isinstance(node, ast.Import | ast.ImportFrom):
+        names.update((alias.asname or alias.name).split(".")[0] for alias in node.names)
+        return all(alias.name != "*" for alias in node.names)
+    if isinstance(node, ast.If | ast.Try | ast.With):
+        branches = [getattr(node, field, []) for field in ("body", "orelse", "finalbody")]
+        branches += [handler.body for handler in getattr(node, "handlers", [])]
+        return all(_bound(branch, names) for branch in branches)
+    # An expression (a docstring, a call), pass, assert or del binds nothing; anything else may.
+    return isinstance(node, ast.Expr | ast.Pass | ast.Assert | ast.Delete)
+
+
+def _target_names(target: ast.expr, names: set[str]) -> bool:
+    """Add the names an assignment target binds; ``False`` for an attribute or item (it binds none we see)."""
+    if isinstance(target, ast.Name):
+        names.add(target.id)
+        return True
+    if isinstance(target, ast.Tuple | ast.List):
+        return all(_target_names(element, names) for element in target.elts)
+    if isinstance(target, ast.Starred):
+        return _target_names(target.value, names)
+    return False

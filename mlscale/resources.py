@@ -28,6 +28,12 @@ class LoadedResource:
         resource: Any = self.resource
         return str(resource.metadata.name)
 
+    @property
+    def namespace(self) -> str:
+        """``metadata.namespace`` (empty where the file leaves it to ``kubectl``)."""
+        resource: Any = self.resource
+        return str(resource.metadata.namespace or "")
+
 
 class ResourceFileError(ValueError):
     """A file with invalid resources; ``lines`` has one line per problem, each naming the field path."""
@@ -47,6 +53,9 @@ class _StrictLoader(yaml.SafeLoader):
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: dict[Any, yaml.Node] = {}
         for key_node, _ in node.value:
+            # A merge key (<<: *anchor) brings keys its mapping's own may override, as YAML intends.
+            if key_node.tag == "tag:yaml.org,2002:merge" or not isinstance(key_node, yaml.ScalarNode):
+                continue
             key = self.construct_object(key_node, deep=True)
             if isinstance(key, str) and key in seen:
                 first = seen[key].start_mark.line + 1
@@ -138,7 +147,7 @@ def check_resources(path: Path) -> tuple[list[LoadedResource], list[str]]:
     documents = read_numbered_documents(path)
     loaded: list[LoadedResource] = []
     errors: list[str] = []
-    first_of: dict[tuple[str, str], int] = {}
+    first_of: dict[tuple[str, str, str], int] = {}
     for number, document in documents:
         prefix = f"{path}: document {number}: " if len(documents) > 1 else f"{path}: "
         try:
@@ -147,7 +156,7 @@ def check_resources(path: Path) -> tuple[list[LoadedResource], list[str]]:
             errors.extend(exc.lines)
             continue
         item = LoadedResource(path, number - 1, info, resource)
-        key = (info.kind, item.name)
+        key = (info.kind, item.namespace, item.name)
         if key in first_of:
             errors.append(
                 f"{prefix}{info.kind}/{item.name}: metadata.name: document {first_of[key]} is a {info.kind} of "

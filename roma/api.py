@@ -5,10 +5,11 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Final, Literal
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, ValidationInfo, model_validator
 
 from mlscale.api import (
     BUILDER_PATTERN,
+    MIN_CORES,
     PATTERN_WORDS,
     ApiModel,
     Condition,
@@ -16,6 +17,7 @@ from mlscale.api import (
     MemoryQuantity,
     Resource,
     StatusModel,
+    admitted,
     check_core_range,
 )
 from mlscale.podtemplate import PodTemplate, layer, template_problems
@@ -149,8 +151,8 @@ class CpuRange(ApiModel):
     """Most cores a replica is given."""
 
     @model_validator(mode="after")
-    def _range(self) -> CpuRange:
-        check_core_range(self.cores_min, self.cores_max)
+    def _range(self, info: ValidationInfo) -> CpuRange:
+        check_core_range(self.cores_min, self.cores_max, least=0.0 if admitted(info) else MIN_CORES)
         return self
 
 
@@ -239,8 +241,8 @@ class InferenceServiceSpec(ApiModel):
         return self
 
     @model_validator(mode="after")
-    def _batch_delay_within_slo(self) -> InferenceServiceSpec:
-        if self.batching.max_delay_ms >= self.slo.latency_ms:
+    def _batch_delay_within_slo(self, info: ValidationInfo) -> InferenceServiceSpec:
+        if self.batching.max_delay_ms >= self.slo.latency_ms and not admitted(info):
             raise ValueError(
                 f"batching.maxDelayMs ({self.batching.max_delay_ms:g}) is not below slo.latencyMs "
                 f"({self.slo.latency_ms:g}): a request that waits alone for a batch misses the SLO by that wait; "

@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 import yaml
 
+from controllers import admission, deadlinejob_loop, federatedtraining_loop, inferenceservice_loop
+from mlscale.api import ADMITTED
 from mlscale.kinds import KINDS
 from tests.operator.harness import NAMESPACE, Cluster, RunningOperator
 
@@ -145,3 +147,37 @@ async def test_every_example_is_accepted_by_the_operator(
     await cluster.create(f"{BASE}/{plural}", body)
     obj = await cluster.wait_for(f"{BASE}/{plural}/{body['metadata']['name']}", lambda o: accepted(o) is not None)
     assert accepted(obj) == "True", obj
+
+
+def _stored(kind_file: str, spec_changes: dict[str, Any], *, accepted_generation: int | None) -> dict[str, Any]:
+    """A stored resource of generation 3 from an example, accepted at ``accepted_generation``."""
+    obj: dict[str, Any] = yaml.safe_load((Path(__file__).resolve().parents[2] / "examples" / kind_file).read_text())
+    obj["metadata"].update(namespace=NAMESPACE, generation=3)
+    obj["spec"].update(spec_changes)
+    conditions = []
+    if accepted_generation is not None:
+        conditions.append(
+            {"type": "Accepted", "status": "True", "reason": "Valid", "observedGeneration": accepted_generation}
+        )
+    obj["status"] = {"phase": "Running", "conditions": conditions}
+    return obj
+
+
+def test_a_running_resource_accepted_before_a_check_was_added_stays_controlled() -> None:
+    # driver.memory 512Mi was accepted by an earlier release; refusing it now would leave the
+    # job Running forever, its executors at their last size.
+    job = _stored("deadlinejob-pagerank.yaml", {"driver": {"memory": "512Mi"}}, accepted_generation=3)
+    assert admission.validation_context(job) == ADMITTED
+    assert deadlinejob_loop.validated(job) is not None
+    # An edit (generation 4, not yet admitted) is checked in full.
+    edited = {**job, "metadata": {**job["metadata"], "generation": 4}}
+    assert admission.validation_context(edited) is None
+    assert deadlinejob_loop.validated(edited) is None
+
+    svc = _stored("inferenceservice-small-cnn.yaml", {"batching": {"maxDelayMs": 500}}, accepted_generation=None)
+    assert inferenceservice_loop.validated(svc) is None
+    assert inferenceservice_loop.validated(svc, served=True) is not None  # what its replicas were made from
+
+    alpha = {"data": {"clients": 10, "partition": {"type": "iid", "alpha": 0.3}}}
+    training = _stored("federatedtraining-digits-iid.yaml", alpha, accepted_generation=3)
+    assert federatedtraining_loop.validated(training) is not None

@@ -333,6 +333,7 @@ def test_executor_pod_memory_is_what_spark_asks_for(memory: str, conf: dict[str,
         ("4Gi", "Python", {"spark.driver.memoryOverheadFactor": "0.05"}, "3712m"),  # 384 MiB, more than 5 %
         ("4Gi", "Python", {"spark.kubernetes.memoryOverheadFactor": "0.2"}, "3413m"),
         ("4Gi", "Python", {"spark.driver.memoryOverhead": "1g"}, "3072m"),
+        ("2Gi", "Python", {"spark.driver.minMemoryOverhead": "1g"}, "1024m"),  # Spark's least overhead, raised
         ("4Gi", "Python", {"spark.driver.memory": "3g"}, "3g"),  # the job's own, as it is
     ],
 )

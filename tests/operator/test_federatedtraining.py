@@ -16,11 +16,13 @@ from typing import Any
 
 import aiohttp
 import pytest
+import yaml
 
 from controllers.federatedtraining_loop import coordinator_phase
-from hyperfl.api import HISTORY_LIMIT, FederatedTrainingStatus, RoundRecord
+from controllers.flpods import RESOURCE_ENV, coordinator_pod
+from hyperfl.api import HISTORY_LIMIT, FederatedTraining, FederatedTrainingStatus, RoundRecord
 from hyperfl.coordinator_status import StatusPublisher
-from mlscale.api import Condition
+from mlscale.api import ADMITTED, Condition
 from tests.operator.harness import NAMESPACE, Cluster, RunningOperator, start_operator
 
 pytestmark = pytest.mark.operator
@@ -33,6 +35,7 @@ LABEL = "mlscale.dev/federatedtraining"
 COMPONENT = "app.kubernetes.io/component"
 TARGET = 0.9
 
+REPO = Path(__file__).resolve().parents[2]
 TRAINING: dict[str, Any] = {
     "apiVersion": "mlscale.dev/v1alpha1",
     "kind": "FederatedTraining",
@@ -522,3 +525,24 @@ async def test_a_run_that_ends_while_a_client_is_held_clears_pods_waiting(
     cleared = condition(obj, "PodsWaiting")
     assert cleared is not None
     assert (cleared["status"], cleared["reason"]) == ("False", "RunEnded")
+
+
+@pytest.mark.parametrize("example", ["federatedtraining-digits-iid.yaml", "federatedtraining-digits-dirichlet.yaml"])
+@pytest.mark.parametrize("client_cores", [None, "500m", "1.25", 2])
+def test_the_coordinator_reads_the_resource_the_operator_hands_it(example: str, client_cores: Any) -> None:
+    # The coordinator validates the document in its pod's environment as a resource: quantities
+    # and durations must come back in forms the API accepts (300 s as 300, 0.5 cores as '500m'),
+    # and the defaults filled in (alpha for an iid split) must not make it refuse its own spec.
+    document = yaml.safe_load((REPO / "examples" / example).read_text())
+    document["metadata"]["namespace"] = NAMESPACE
+    document["spec"].update(image="registry.example/hyperfl:1", deadline="4m30s")
+    if client_cores is not None:
+        document["spec"]["clientResources"] = {"cores": client_cores, "memory": "1536Mi"}
+    job = FederatedTraining.model_validate(document)
+    pod = coordinator_pod(job, NAMESPACE)
+    (env,) = [e for e in pod["spec"]["containers"][0]["env"] if e["name"] == RESOURCE_ENV]
+    read = FederatedTraining.model_validate_json(env["value"], context=ADMITTED)
+    assert read.spec.model_dump(exclude={"coordinator_template", "client_template"}) == job.spec.model_dump(
+        exclude={"coordinator_template", "client_template"}
+    )
+    assert read.spec.deadline == 270

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from dynaspark.api import DeadlineJob
 from hyperfl.api import FederatedTraining
-from mlscale.api import find_condition, format_validation_error, set_condition
+from mlscale.api import ADMITTED, find_condition, format_validation_error, set_condition
 from roma.api import InferenceService
 
 JOB: dict[str, Any] = {
@@ -83,6 +83,11 @@ def test_defaults_fill_a_minimal_deadline_job() -> None:
             {"application": {"mainApplicationFile": "README.md"}},
             "spec.application: mainApplicationFile 'README.md' is not a .py file, and spark-submit would run it",
         ),
+        # spark-submit looks at the end of the text: with a query string it runs the file as a jar.
+        (
+            {"application": {"mainApplicationFile": "s3a://bucket/app.py?versionId=3"}},
+            "mainApplicationFile 's3a://bucket/app.py?versionId=3' is not a .py file",
+        ),
         (
             {"application": {"mainApplicationFile": "job.py", "type": "Scala", "mainClass": "Main"}},
             "spec.application: mainApplicationFile 'job.py' is a Python file: set type Python, or name a jar",
@@ -120,6 +125,22 @@ def test_spark_conf_the_operator_would_override_is_refused(conf: dict[str, str],
     assert line.startswith("spec.application.sparkConf: ")
     assert expected in line
     assert line.endswith("and the operator sets it over yours; remove it") or "not a Spark property" in line
+
+
+def test_checks_added_since_a_spec_was_admitted_do_not_refuse_it() -> None:
+    # Each of these was accepted by an earlier release; an operator upgrade must not stop the
+    # resources it runs (the next edit is checked in full).
+    job = with_spec(JOB, driver={"memory": "512Mi"}, executors={"coresMin": "5m", "memory": "400Mi"})
+    job["spec"]["application"]["sparkConf"] = {"spark.executor.cores": "4"}
+    svc = with_spec(SVC, slo={"latencyMs": 10}, batching={"maxDelayMs": 20})
+    training = with_spec(FL, data={"partition": {"type": "iid", "alpha": 0.3}})
+    for model, doc in ((DeadlineJob, job), (InferenceService, svc), (FederatedTraining, training)):
+        assert errors(model, doc), model.__name__  # refused as a new spec
+        model.model_validate(doc, context=ADMITTED)
+    # What no release accepted stays refused.
+    broken = with_spec(JOB, executors={"coresMin": "2", "coresMax": "1"})
+    with pytest.raises(ValidationError, match="must not exceed coresMax"):
+        DeadlineJob.model_validate(broken, context=ADMITTED)
 
 
 def test_missing_required_field_is_named() -> None:

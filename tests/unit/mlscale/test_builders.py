@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
+
+import pytest
 
 from mlscale.builders import builder_problem
 
@@ -43,9 +46,35 @@ def test_names_bound_in_branches_imports_and_assignments_count(tmp_path: Path) -
         assert builder_problem(f"mymodels.nets:{name}", paths) is None, name
 
 
-def test_a_module_that_may_bind_names_unseen_is_not_second_guessed(tmp_path: Path) -> None:
-    paths = _package(tmp_path, "from os.path import *\n")
-    assert builder_problem("mymodels.nets:join", paths) is None
+def test_names_bound_by_unpacking_count(tmp_path: Path) -> None:
+    paths = _package(tmp_path, "def _pair(): ...\nsmall, (large, *others) = _pair()\n")
+    for name in ("small", "large", "others"):
+        assert builder_problem(f"mymodels.nets:{name}", paths) is None, name
+    assert builder_problem("mymodels.nets:medium", paths) is not None
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "from os.path import *\n",
+        "for name in ('a', 'b'):\n    pass\n",  # the loop binds 'name', and what else it does is unseen
+        "if (build := print):\n    pass\n",
+        "globals()['build'] = print\n",
+        "def __getattr__(name): ...\n",
+        "match 1:\n    case _:\n        build = print\n",
+    ],
+)
+def test_a_module_that_may_bind_names_unseen_is_not_second_guessed(tmp_path: Path, source: str) -> None:
+    assert builder_problem("mymodels.nets:build", _package(tmp_path, source)) is None
+
+
+def test_a_module_in_a_zip_is_read_from_it(tmp_path: Path) -> None:
+    archive = tmp_path / "models.zip"
+    with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.writestr("zmodels/__init__.py", "")
+        zipped.writestr("zmodels/nets.py", "def build(): ...\n")
+    assert builder_problem("zmodels.nets:build", [str(archive)]) is None
+    assert builder_problem("zmodels.nets:biuld", [str(archive)]) == f"{archive}/zmodels/nets.py defines no 'biuld'"
 
 
 def test_the_import_path_and_modules_are_left_as_they_were(tmp_path: Path) -> None:

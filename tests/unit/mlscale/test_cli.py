@@ -115,6 +115,36 @@ def test_a_file_that_is_not_utf8_is_named_and_the_next_file_still_checked(tmp_pa
     assert "DeadlineJob/good: valid" in result.stdout
 
 
+def test_yaml_merge_keys_and_anchors_still_read(tmp_path: Path) -> None:
+    # A merged mapping's keys may be overridden by the mapping's own: that is no repeated key.
+    merged = tmp_path / "merged.yaml"
+    merged.write_text(
+        GOOD.replace('  executors: {instances: 2, coresMin: 250m, coresMax: "1"}\n', "")
+        + '  executors:\n    <<: &sizes {instances: 2, coresMin: 250m, coresMax: "1"}\n    instances: 3\n'
+    )
+    result = mlscale("explain", str(merged))
+    assert result.returncode == 0, result.stderr
+    assert "spec.executors.instances = 3" in result.stdout
+
+
+def test_an_unhashable_key_is_a_yaml_error(tmp_path: Path) -> None:
+    odd = tmp_path / "odd.yaml"
+    odd.write_text(GOOD + "  ? [a, b]\n  : 1\n")
+    result = mlscale("validate", str(odd))
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "not valid YAML: while constructing a mapping; found unhashable key" in result.stderr
+
+
+def test_one_name_in_two_namespaces_is_two_resources(tmp_path: Path) -> None:
+    both = tmp_path / "both.yaml"
+    team = GOOD.replace("metadata: {name: good}", "metadata: {name: good, namespace: team-a}")
+    both.write_text(team + "---\n" + team.replace("team-a", "team-b"))
+    result = mlscale("validate", str(both))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("DeadlineJob/good: valid") == 2
+
+
 @pytest.mark.parametrize("text", ["", "# only a comment\n", "---\n---\n"])
 def test_a_file_without_a_resource_is_an_error(tmp_path: Path, text: str) -> None:
     empty = tmp_path / "empty.yaml"
