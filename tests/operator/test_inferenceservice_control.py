@@ -244,8 +244,15 @@ async def test_services_sharing_a_node_are_cut_in_proportion(
 
     await cluster.wait_for(f"{PODS}/cnn-cpu-0", near_half)
     await cluster.wait_for(f"{PODS}/resnet-cpu-0", near_half)
-    held = [server_cpu(await cluster.get(f"{PODS}/{name}-cpu-0")) or 0.0 for name in ("cnn", "resnet")]
-    assert sum(held) <= 3.0 + 0.1  # together they fit the node (up to one period's lag between them)
+    # Together they fit the node. Each loop cuts by the other's last request, so for a period one
+    # may hold a step more (1.67 beside 1.5 was read once, under load): settled, they fit.
+    held: list[float] = []
+    for _ in range(100):
+        held = [server_cpu(await cluster.get(f"{PODS}/{name}-cpu-0")) or 0.0 for name in ("cnn", "resnet")]
+        if sum(held) <= 3.0 + 0.05:
+            break
+        await asyncio.sleep(0.1)
+    assert sum(held) <= 3.0 + 0.05, held
     for name in ("cnn", "resnet"):
         status = status_of(await cluster.get(service_path(name)))
         (asked,) = status["controlState"]["requestedCores"]  # what the law asked before the cut
