@@ -164,7 +164,12 @@ def validation_context(obj: Mapping[str, Any]) -> dict[str, Any] | None:
     """
     generation = (obj.get("metadata") or {}).get("generation")
     accepted = find_condition(conditions_of(obj.get("status") or {}), "Accepted")
-    if accepted is not None and accepted.status == "True" and accepted.observed_generation == generation:
+    if (
+        generation is not None
+        and accepted is not None
+        and accepted.status == "True"
+        and accepted.observed_generation == generation
+    ):
         return dict(ADMITTED)
     return None
 

@@ -113,8 +113,8 @@ def _dump_cpu(cores: float) -> int | str:
     """A CPU quantity as it reads back: whole cores, millicores, or decimal cores as text."""
     if float(cores).is_integer():
         return int(cores)
-    millis = round(cores * 1000, 9)
-    return f"{int(millis)}m" if millis.is_integer() else _plain_decimal(cores)
+    millis = round(cores * 1000)
+    return f"{millis}m" if millis / 1000.0 == cores else _plain_decimal(cores)
 
 
 Duration = Annotated[

@@ -172,6 +172,10 @@ def test_a_running_resource_accepted_before_a_check_was_added_stays_controlled()
     # An edit (generation 4, not yet admitted) is checked in full.
     edited = {**job, "metadata": {**job["metadata"], "generation": 4}}
     assert admission.validation_context(edited) is None
+    # Without a generation on either side nothing says which spec was accepted.
+    unnumbered = {**job, "metadata": {k: v for k, v in job["metadata"].items() if k != "generation"}}
+    unnumbered["status"] = {"conditions": [{"type": "Accepted", "status": "True", "reason": "Valid"}]}
+    assert admission.validation_context(unnumbered) is None
     assert deadlinejob_loop.validated(edited) is None
 
     svc = _stored("inferenceservice-small-cnn.yaml", {"batching": {"maxDelayMs": 500}}, accepted_generation=None)

@@ -199,6 +199,26 @@ def test_inference_service_errors_name_the_field(change: dict[str, Any], expecte
     assert any(expected in line for line in lines), lines
 
 
+@pytest.mark.parametrize(
+    ("cores", "dumped"),
+    [(2.0, 2), (0.5, "500m"), (1.25, "1250m"), (0.005, "5m"), (0.9999999999999, "0.9999999999999"), (1e-13, None)],
+)
+@pytest.mark.parametrize("deadline", [300.0, 0.1, 86400.5, 1e-7, 0.1 + 0.2])
+def test_a_spec_dumped_as_json_reads_back_as_the_same_values(cores: float, dumped: Any, deadline: float) -> None:
+    # A spec handed on as JSON (the FederatedTraining coordinator reads its resource so) must
+    # validate again, to the same numbers: the API's int-or-string types refuse floats.
+    svc = InferenceService.model_validate(SVC)
+    svc.spec.cpu.cores_min = cores
+    if dumped is not None:
+        assert svc.spec.model_dump(mode="json", by_alias=True)["cpu"]["coresMin"] == dumped
+    again = InferenceService.model_validate_json(svc.model_dump_json(by_alias=True), context=ADMITTED)
+    assert again.spec.cpu.cores_min == cores
+    training = FederatedTraining.model_validate(FL)
+    training.spec.deadline = deadline
+    read = FederatedTraining.model_validate_json(training.model_dump_json(by_alias=True), context=ADMITTED)
+    assert read.spec.deadline == deadline
+
+
 def test_cpu_quantities_accept_kubernetes_forms() -> None:
     svc = InferenceService.model_validate(with_spec(SVC, cpu={"coresMin": "250m", "coresMax": 2}))
     assert (svc.spec.cpu.cores_min, svc.spec.cpu.cores_max) == (0.25, 2.0)
