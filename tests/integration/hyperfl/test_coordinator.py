@@ -12,9 +12,12 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from controllers.flpods import RESOURCE_ENV, coordinator_pod
+from hyperfl.api import FederatedTraining
 from hyperfl.processes import group_alive
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -55,6 +58,15 @@ def free_decade() -> int:
     raise RuntimeError("no two consecutive free ports")
 
 
+def operators_document(resource: dict[str, Any]) -> str:
+    """The resource as the operator hands it to the coordinator pod (its environment), defaults filled in."""
+    job = FederatedTraining.model_validate(
+        {**resource, "spec": {**resource["spec"], "image": "registry.example/hyperfl:1", "deadline": "10m"}}
+    )
+    (container,) = coordinator_pod(job, "default")["spec"]["containers"]
+    return str(next(e["value"] for e in container["env"] if e["name"] == RESOURCE_ENV))
+
+
 @pytest.fixture
 def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
     started: list[subprocess.Popen[bytes]] = []
@@ -80,7 +92,7 @@ def test_coordinator_reaches_target_with_http_workers_and_publishes_status(
         **os.environ,
         "PYTHONPATH": str(ROOT),
         "TF_CPP_MIN_LOG_LEVEL": "2",
-        "MLSCALE_FL_RESOURCE": json.dumps(RESOURCE),
+        "MLSCALE_FL_RESOURCE": operators_document(RESOURCE),
     }
     prefix = free_decade()
     for index in (0, 1):
