@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import kopf
 from pydantic import BaseModel, ValidationError
@@ -30,6 +30,8 @@ from mlscale.api import (
     utcnow,
 )
 from mlscale.kinds import KindInfo
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
 def admit(
@@ -172,6 +174,20 @@ def validation_context(obj: Mapping[str, Any]) -> dict[str, Any] | None:
     ):
         return dict(ADMITTED)
     return None
+
+
+def stored_resource(model: type[ModelT], obj: Mapping[str, Any], *, served: bool = False) -> ModelT | None:
+    """A stored resource as its model, or ``None`` when its spec is invalid (admission says why).
+
+    Validated as admitted before where its generation was accepted (:func:`validation_context`),
+    or where ``served``: the spec is one its children were made from.
+    """
+    document = {k: obj.get(k) for k in ("apiVersion", "kind", "metadata", "spec")}
+    context = dict(ADMITTED) if served else validation_context(obj)
+    try:
+        return model.model_validate(document, context=context)
+    except ValidationError:
+        return None
 
 
 def is_accepted(body: kopf.Body) -> bool:

@@ -24,7 +24,6 @@ from typing import Any
 
 import aiohttp
 import kopf
-from pydantic import ValidationError
 
 from controllers import admission
 from controllers.conditions import announce, is_true
@@ -90,11 +89,7 @@ def driver_ui_url(job_name: str, namespace: str) -> str:
 
 def validated(obj: dict[str, Any]) -> DeadlineJob | None:
     """The job as a model, or ``None`` when its spec is invalid (admission says why)."""
-    document = {k: obj.get(k) for k in ("apiVersion", "kind", "metadata", "spec")}
-    try:
-        return DeadlineJob.model_validate(document, context=admission.validation_context(obj))
-    except ValidationError:
-        return None
+    return admission.stored_resource(DeadlineJob, obj)
 
 
 async def run_daemon(body: kopf.Body, memo: kopf.Memo, stopped: kopf.DaemonStopped) -> None:

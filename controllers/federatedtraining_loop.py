@@ -78,11 +78,7 @@ def poll_s() -> float:
 
 def validated(obj: dict[str, Any]) -> FederatedTraining | None:
     """The training as a model, or ``None`` when its spec is invalid (admission says why)."""
-    document = {k: obj.get(k) for k in ("apiVersion", "kind", "metadata", "spec")}
-    try:
-        return FederatedTraining.model_validate(document, context=admission.validation_context(obj))
-    except ValidationError:
-        return None
+    return admission.stored_resource(FederatedTraining, obj)
 
 
 async def run_daemon(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, stopped: kopf.DaemonStopped) -> None:

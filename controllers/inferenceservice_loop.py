@@ -28,7 +28,6 @@ from typing import Any
 
 import aiohttp
 import kopf
-from pydantic import ValidationError
 
 from controllers import admission
 from controllers.conditions import announce, is_true
@@ -70,7 +69,6 @@ from controllers.router_client import READ_TIMEOUT_S, RouterClient, RouterUnavai
 from controllers.servingpods import cpu_deployment_name, service_labels
 from mlscale import API_GROUP_VERSION
 from mlscale.api import (
-    ADMITTED,
     SUBMITTED,
     conditions_of,
     dump_conditions,
@@ -96,12 +94,7 @@ def validated(obj: dict[str, Any], *, served: bool = False) -> InferenceService 
     ``served``: the spec is the one its children were made from, admitted then whatever was
     checked since.
     """
-    document = {k: obj.get(k) for k in ("apiVersion", "kind", "metadata", "spec")}
-    context = dict(ADMITTED) if served else admission.validation_context(obj)
-    try:
-        return InferenceService.model_validate(document, context=context)
-    except ValidationError:
-        return None
+    return admission.stored_resource(InferenceService, obj, served=served)
 
 
 async def run_daemon(body: kopf.Body, memo: kopf.Memo, stopped: kopf.DaemonStopped) -> None:

@@ -31,6 +31,7 @@ from dynaspark.api import (
     SPARK_CONF_VOLUME,
     SPARK_LOCAL_DIR_PREFIX,
     DeadlineJob,
+    memory_overhead,
 )
 from dynaspark.jvm import EXECUTOR_JAVA_OPTIONS, executor_java_options
 from mlscale import cpu_meter
@@ -245,17 +246,8 @@ def executor_pod_memory(job: DeadlineJob) -> str:
     conf = job.spec.application.spark_conf
     mib = 2**20
     heap = max(1, job.spec.executors.memory // mib)
-    overhead_bytes = spark_size(conf.get("spark.executor.memoryOverhead"), "m")
-    if overhead_bytes is not None:
-        overhead = overhead_bytes // mib
-    else:
-        keys = ("spark.executor.memoryOverheadFactor", "spark.kubernetes.memoryOverheadFactor")
-        try:
-            factor = float(next((conf[key] for key in keys if conf.get(key)), 0.1))
-        except ValueError:
-            factor = 0.1
-        minimum = spark_size(conf.get("spark.executor.minMemoryOverhead"), "m")
-        overhead = max(int(factor * heap), 384 if minimum is None else minimum // mib)
+    fixed, factor, least = memory_overhead(conf, "executor", 0.1)
+    overhead = fixed // mib if fixed is not None else max(int(factor * heap), least // mib)
     off_heap = 0
     if conf.get("spark.memory.offHeap.enabled", "").strip().lower() == "true":
         off_heap = (spark_size(conf.get("spark.memory.offHeap.size"), "b") or 0) // mib

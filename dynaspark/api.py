@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Mapping
 from typing import Any, Final, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from mlscale.api import (
-    MIN_CORES,
     ApiModel,
     Condition,
     CpuQuantity,
@@ -246,7 +246,7 @@ class Executors(ApiModel):
 
     @model_validator(mode="after")
     def _core_range(self, info: ValidationInfo) -> Executors:
-        check_core_range(self.cores_min, self.cores_max, least=0.0 if admitted(info) else MIN_CORES)
+        check_core_range(self.cores_min, self.cores_max, info)
         return self
 
     @property
@@ -357,15 +357,7 @@ class DeadlineJobSpec(ApiModel):
         conf = self.application.spark_conf
         if conf.get("spark.driver.memory"):
             return None
-        keys = ("spark.driver.memoryOverheadFactor", "spark.kubernetes.memoryOverheadFactor")
-        default = 0.4 if self.application.type == "Python" else 0.1
-        try:
-            factor = float(next((conf[key] for key in keys if conf.get(key)), default))
-        except ValueError:
-            factor = default
-        minimum = spark_size(conf.get("spark.driver.minMemoryOverhead"), "m")
-        least = MIN_MEMORY_OVERHEAD if minimum is None else minimum
-        return spark_size(conf.get("spark.driver.memoryOverhead"), "m"), factor, least
+        return memory_overhead(conf, "driver", 0.4 if self.application.type == "Python" else 0.1)
 
     @field_validator("deadline")
     @classmethod
@@ -448,6 +440,27 @@ class DeadlineJob(Resource[DeadlineJobSpec, DeadlineJobStatus]):
 
     kind: Literal["DeadlineJob"] = KIND
     """``DeadlineJob``."""
+
+
+def memory_overhead(
+    conf: Mapping[str, str], role: Literal["driver", "executor"], default_factor: float
+) -> tuple[int | None, float, int]:
+    """Spark's memory overhead settings for the driver's or an executor's pod, as Spark reads them.
+
+    Returns:
+        ``spark.{role}.memoryOverhead`` in bytes (``None`` when unset); the factor of the heap
+        (``spark.{role}.memoryOverheadFactor``, else ``spark.kubernetes.memoryOverheadFactor``,
+        else ``default_factor``); and the least overhead in bytes (``spark.{role}.minMemoryOverhead``,
+        else 384 MiB).
+    """
+    keys = (f"spark.{role}.memoryOverheadFactor", "spark.kubernetes.memoryOverheadFactor")
+    try:
+        factor = float(next((conf[key] for key in keys if conf.get(key)), default_factor))
+    except ValueError:
+        factor = default_factor
+    minimum = spark_size(conf.get(f"spark.{role}.minMemoryOverhead"), "m")
+    least = MIN_MEMORY_OVERHEAD if minimum is None else minimum
+    return spark_size(conf.get(f"spark.{role}.memoryOverhead"), "m"), factor, least
 
 
 def _heap_in(pod: int, overhead: int | None, factor: float, minimum: int) -> int:

@@ -204,12 +204,16 @@ MIN_CORES: Final = 0.01
 """The least CPU a quota can hold: the kernel takes no ``cpu.max`` quota under 1 ms per 100 ms period."""
 
 
-def check_core_range(cores_min: float, cores_max: float, *, least: float = MIN_CORES) -> None:
+def check_core_range(cores_min: float, cores_max: float, info: ValidationInfo | None = None) -> None:
     """Refuse a CPU range a regulator cannot work in, naming both fields and the fix.
+
+    ``info``: the validator's; a spec admitted before (:data:`ADMITTED`) may hold a coresMin under
+    10m, which an earlier release accepted.
 
     Raises:
         ValueError: when ``coresMin`` is not above 0 or exceeds ``coresMax``.
     """
+    least = 0.0 if info is not None and admitted(info) else MIN_CORES
     if cores_min < least or cores_min <= 0:
         raise ValueError(
             f"coresMin ({cores_min:g}) must be at least 10m: Linux enforces no CPU quota below 1 ms per 100 ms "

@@ -9,7 +9,6 @@ from pydantic import Field, ValidationError, ValidationInfo, model_validator
 
 from mlscale.api import (
     BUILDER_PATTERN,
-    MIN_CORES,
     PATTERN_WORDS,
     ApiModel,
     Condition,
@@ -152,7 +151,7 @@ class CpuRange(ApiModel):
 
     @model_validator(mode="after")
     def _range(self, info: ValidationInfo) -> CpuRange:
-        check_core_range(self.cores_min, self.cores_max, least=0.0 if admitted(info) else MIN_CORES)
+        check_core_range(self.cores_min, self.cores_max, info)
         return self
 
 

@@ -156,18 +156,15 @@ def _spark_jvms() -> set[int]:
 def _start_run(tmp_path: Path, report_dir: Path) -> subprocess.Popen[bytes]:
     """``mlscale run`` in a child, its temporary folders under ``tmp_path/tmp``, Ctrl-C as in a terminal."""
     (tmp_path / "tmp").mkdir()
+    command = [sys.executable, "-c", _CTRL_C_AS_IN_A_TERMINAL, "run", str(_job_file(tmp_path))]
     with (tmp_path / "stderr.txt").open("wb") as stderr:
         return subprocess.Popen(
-            [sys.executable, "-c", _CTRL_C_AS_IN_A_TERMINAL, "run", str(_job_file(tmp_path)), *_quiet_to(report_dir)],
+            [*command, "--report", str(report_dir), "--quiet"],
             cwd=REPO,
             stdout=subprocess.DEVNULL,
             stderr=stderr,
             env={**os.environ, "TMPDIR": str(tmp_path / "tmp")},
         )
-
-
-def _quiet_to(report_dir: Path) -> list[str]:
-    return ["--report", str(report_dir), "--quiet"]
 
 
 # A shell's background job ignores SIGINT, and a Python started so keeps it ignored: restore it.
