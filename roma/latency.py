@@ -23,7 +23,9 @@ def percentile(values: Iterable[float], pct: float) -> float | None:
     ordered = sorted(values)
     if not ordered:
         return None
-    rank = max(1, math.ceil(pct / 100.0 * len(ordered)))
+    # Rounded before the ceiling: 99.9 % of 1000 is 999.0000000000001 in floating point, which
+    # would take the largest sample for p99.9.
+    rank = max(1, math.ceil(round(pct * len(ordered) / 100.0, 9)))
     return ordered[min(rank, len(ordered)) - 1]
 
 

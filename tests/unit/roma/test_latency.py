@@ -15,6 +15,13 @@ def test_percentile_nearest_rank() -> None:
     assert percentile([], 95) is None
 
 
+@pytest.mark.parametrize(("count", "pct"), [(1000, 99.9), (100, 99.0), (1000, 95.5), (10000, 99.99), (7, 100 / 7 * 3)])
+def test_percentile_at_an_exact_rank_takes_that_sample_not_the_next(count: int, pct: float) -> None:
+    # 99.9 % of 1000 samples is the 999th: floating point makes it 999.0000000000001.
+    values = [float(v) for v in range(1, count + 1)]
+    assert percentile(values, pct) == round(pct * count / 100)
+
+
 def test_window_forgets_old_samples() -> None:
     win = LatencyWindow(window_s=4.0)
     for i in range(10):
