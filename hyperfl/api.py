@@ -94,7 +94,8 @@ class Rounds(ApiModel):
     max: int = Field(default=50, ge=1, le=100000)
     """Most rounds to run."""
     clients_per_round: int = Field(default=5, ge=1)
-    """Clients selected each round; the regulator may use fewer (down to half, rounded down), never more."""
+    """Clients selected each round, at most `data.clients`; the regulator may use fewer (half, rounded down, but at
+    least two where it asks for two or more), never more."""
     timeout_seconds: float | None = Field(default=None, gt=0)
     """A client that has not answered this long after the round started is dropped as a straggler."""
 

@@ -23,11 +23,45 @@ def _type_of(node: dict[str, Any]) -> str:
     return kind
 
 
+def _number(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _limits(node: dict[str, Any]) -> str:
+    """What the API server checks of a value beyond its type, in words ('' when nothing)."""
+    parts = []
+    low, high = node.get("minimum"), node.get("maximum")
+    strict_low, strict_high = node.get("exclusiveMinimum", False), node.get("exclusiveMaximum", False)
+    if low is not None and high is not None and not strict_low and not strict_high:
+        parts.append(f"from {_number(low)} to {_number(high)}")
+    else:
+        if low is not None:
+            parts.append(f"{'>' if strict_low else '≥'} {_number(low)}")
+        if high is not None:
+            parts.append(f"{'<' if strict_high else '≤'} {_number(high)}")
+    if node.get("minLength") == 1:
+        parts.append("not empty")
+    elif "minLength" in node:
+        parts.append(f"at least {node['minLength']} characters")
+    if "maxLength" in node:
+        parts.append(f"at most {node['maxLength']} characters")
+    if "pattern" in node:
+        parts.append(f"matching `{node['pattern']}`")
+    if "maxItems" in node:
+        parts.append(f"at most {node['maxItems']} items")
+    text = f"Allowed: {' and '.join(parts)}." if parts else ""
+    for rule in node.get("x-kubernetes-validations", []):
+        text += f" Checked: {rule.get('message') or rule['rule']}."
+    return text.strip().replace("|", "\\|")
+
+
 def _rows(node: dict[str, Any], path: str, required: bool) -> list[str]:
     rows = []
     description = str(node.get("description", "")).replace("|", "\\|")
+    limits = _limits(node) if path.startswith("spec.") else ""
+    meaning = " ".join(part for part in (description, limits) if part)
     mark = " *(required)*" if required else ""
-    rows.append(f"| `{path}` | {_type_of(node)} | {description}{mark} |")
+    rows.append(f"| `{path}` | {_type_of(node)} | {meaning}{mark} |")
     if node.get("type") == "array" and "properties" in node.get("items", {}):
         node = node["items"]
         path = f"{path}[]"
