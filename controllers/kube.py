@@ -67,17 +67,19 @@ def _ssl_context(info: kopf.ConnectionInfo) -> ssl.SSLContext | bool:
     if cadata and "BEGIN CERTIFICATE" not in cadata:
         cadata = base64.b64decode(cadata).decode()
     ctx = ssl.create_default_context(cafile=str(info.ca_path) if info.ca_path else None, cadata=cadata or None)
-    cert = info.certificate_path
-    key = info.private_key_path
-    tmp = Path(tempfile.mkdtemp(prefix="mlscale-tls-"))
-    if info.certificate_data and not cert:
-        cert = tmp / "tls.crt"
-        cert.write_bytes(_pem(info.certificate_data))
-    if info.private_key_data and not key:
-        key = tmp / "tls.key"
-        key.write_bytes(_pem(info.private_key_data))
-    if cert:
-        ctx.load_cert_chain(str(cert), str(key) if key else None)
+    # A client certificate given as data is written where OpenSSL can read it, loaded, and the
+    # files removed at once: a client is made per handler call, and the operator's /tmp is small.
+    with tempfile.TemporaryDirectory(prefix="mlscale-tls-") as tmp:
+        cert = info.certificate_path
+        key = info.private_key_path
+        if info.certificate_data and not cert:
+            cert = Path(tmp) / "tls.crt"
+            cert.write_bytes(_pem(info.certificate_data))
+        if info.private_key_data and not key:
+            key = Path(tmp) / "tls.key"
+            key.write_bytes(_pem(info.private_key_data))
+        if cert:
+            ctx.load_cert_chain(str(cert), str(key) if key else None)
     return ctx
 
 
