@@ -209,9 +209,23 @@ def render(info: KindInfo) -> str:
     return HEADER + yaml.safe_dump(crd(info), sort_keys=False, width=120)
 
 
+KEEP_POLICY = {"helm.sh/resource-policy": "keep"}
+"""What the chart adds to each CRD with ``crds.keep`` (its default): ``helm uninstall`` leaves it."""
+
+
 def render_chart(info: KindInfo) -> str:
-    """The chart's copy of one CRD, installed only when ``crds.install`` is true."""
+    """The chart's copy of one CRD, installed only when ``crds.install`` is true.
+
+    With ``crds.keep`` Helm leaves the CRD, and so every resource of its kind, when the release
+    is uninstalled: uninstalling removes the operator first, and resources whose finalizer only
+    the operator removes would hold a deleted CRD in Terminating.
+    """
     body = yaml.safe_dump(crd(info), sort_keys=False, width=120)
+    name_line = f"  name: {crd(info)['metadata']['name']}\n"
+    keep = "".join(f"    {key}: {value}\n" for key, value in KEEP_POLICY.items())
+    body = body.replace(
+        name_line, f"{name_line}  {{{{- if .Values.crds.keep }}}}\n  annotations:\n{keep}  {{{{- end }}}}\n", 1
+    )
     return (
         HEADER.replace("# ", "{{- /* ", 1).rstrip("\n")
         + " */}}\n{{- if .Values.crds.install }}\n"

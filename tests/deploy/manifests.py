@@ -14,6 +14,7 @@ import jsonschema
 import kubernetes_validate
 import yaml
 
+from mlscale.crdgen import KEEP_POLICY
 from tests.deploy.paths import CHART_DIR, CRDS_DIR, REPO_ROOT
 
 # The Kubernetes minor version the manifests are validated against (in-place pod resize is
@@ -213,3 +214,11 @@ class ChartRenderer:
         result = self._template(values)
         assert result.returncode != 0, f"helm template accepted {dict(values)}"
         return result.stderr
+
+
+def without_keep_policy(crd: dict[str, Any]) -> dict[str, Any]:
+    """A chart CRD less the keep policy the chart adds to the generated one (asserted present)."""
+    crd = copy.deepcopy(crd)
+    annotations = crd["metadata"].pop("annotations", {})
+    assert annotations == KEEP_POLICY, annotations
+    return crd

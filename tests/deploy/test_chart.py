@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from tests.deploy.dockerfile import kopf_run_options
-from tests.deploy.manifests import ChartRenderer, Manifests, ToolRunner
+from tests.deploy.manifests import ChartRenderer, Manifests, ToolRunner, without_keep_policy
 from tests.deploy.podsecurity import pod_security_violations
 
 pytestmark = pytest.mark.deploy
@@ -37,6 +37,7 @@ NAMESPACED_NEEDS = {
     ("metrics.k8s.io", "pods", "list"),
     *(("", "serviceaccounts", v) for v in ("get", "list", "create", "delete")),
     *(("rbac.authorization.k8s.io", r, v) for r in ("roles", "rolebindings") for v in ("get", "create", "delete")),
+    ("rbac.authorization.k8s.io", "rolebindings", "patch"),
     *(("apps", "deployments", v) for v in CRUD),
     ("apps", "deployments/scale", "get"),
     ("apps", "deployments/scale", "patch"),
@@ -138,6 +139,30 @@ def test_rbac_lists_every_verb_and_resource_without_wildcards(chart: ChartRender
             assert "*" not in rule.get(field, []), f"{role} has '*' in {field}: {rule}"
             assert not any("*" in item for item in rule.get(field, [])), f"{role} has a wildcard in {field}"
         assert "nonResourceURLs" not in rule, f"{role} grants non-resource URLs: {rule}"
+
+
+def _rights(role: dict[str, Any]) -> set[tuple[str, str]]:
+    return {(resource, verb) for rule in role["rules"] for resource in rule["resources"] for verb in rule["verbs"]}
+
+
+def test_users_of_the_built_in_roles_may_use_mlscale_resources(chart: ChartRenderer, chart_defaults: Manifests) -> None:
+    roles = {r["metadata"]["name"]: r for r in chart_defaults.of_kind("ClusterRole")}
+    edit, view = roles["mlscale-operator-edit"], roles["mlscale-operator-view"]
+    assert {k for k, v in edit["metadata"]["labels"].items() if v == "true" and "aggregate-to" in k} == {
+        "rbac.authorization.k8s.io/aggregate-to-admin",
+        "rbac.authorization.k8s.io/aggregate-to-edit",
+    }
+    assert view["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-view"] == "true"
+    for plural in PLURALS:
+        assert {(plural, v) for v in ("create", "update", "patch", "delete", "list", "watch")} <= _rights(edit)
+        assert {v for r, v in _rights(view) if r == plural} == {"get", "list", "watch"}
+        assert (f"{plural}/status", "get") in _rights(view)
+        # Status is the operator's to write.
+        assert (f"{plural}/status", "patch") not in _rights(edit)
+    # Nothing beyond mlscale's own resources.
+    assert {g for role in (edit, view) for rule in role["rules"] for g in rule["apiGroups"]} == {"mlscale.dev"}
+    names = {r["metadata"]["name"] for r in chart.render({"userRoles": {"aggregate": False}}).of_kind("ClusterRole")}
+    assert names == {"mlscale-operator"}
 
 
 def test_watching_every_namespace_grants_exactly_what_the_operator_needs(chart_defaults: Manifests) -> None:
@@ -258,9 +283,20 @@ def test_crds_are_rendered_only_when_crds_install_is_true(chart: ChartRenderer, 
 
 
 def test_chart_crds_equal_the_generated_crds(chart_defaults: Manifests, generated_crds: list[dict[str, Any]]) -> None:
-    in_chart = {c["metadata"]["name"]: c for c in chart_defaults.of_kind("CustomResourceDefinition")}
+    in_chart = {
+        c["metadata"]["name"]: without_keep_policy(c) for c in chart_defaults.of_kind("CustomResourceDefinition")
+    }
     generated = {c["metadata"]["name"]: c for c in generated_crds}
     assert in_chart == generated, "charts/mlscale/templates/crds/ differs from crds/: run `make crds`"
+
+
+def test_uninstalling_keeps_the_crds_unless_told_otherwise(chart: ChartRenderer, chart_defaults: Manifests) -> None:
+    # Helm removes the operator before the CRDs; resources whose finalizer only the operator
+    # removes would hold a deleted CRD in Terminating, so by default Helm leaves them.
+    for crd in chart_defaults.of_kind("CustomResourceDefinition"):
+        assert crd["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    for crd in chart.render({"crds": {"keep": False}}).of_kind("CustomResourceDefinition"):
+        assert "annotations" not in crd["metadata"]
 
 
 @pytest.mark.parametrize(

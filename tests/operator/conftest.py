@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import aiohttp
@@ -10,8 +10,24 @@ import kmock
 import pytest
 import yaml
 
-from tests.operator.harness import NAMESPACE, Cluster, Emulator, RunningOperator, register_crds, start_operator
+from tests.operator.harness import (
+    NAMESPACE,
+    OPERATOR_TOKEN,
+    Cluster,
+    Emulator,
+    RunningOperator,
+    register_crds,
+    start_operator,
+)
 from tests.operator.spark_driver_fake import FakeSparkDriver
+
+
+@pytest.fixture(autouse=True)
+def operator_rbac() -> Iterator[None]:
+    """Fail a test in which the operator made a request its ClusterRole does not grant."""
+    Emulator.forbidden.clear()
+    yield
+    assert not Emulator.forbidden, "the operator's RBAC does not grant:\n" + "\n".join(sorted(set(Emulator.forbidden)))
 
 
 @pytest.fixture
@@ -28,7 +44,7 @@ def kubeconfig(emulator: kmock.KubernetesEmulator, tmp_path: Path, monkeypatch: 
         "apiVersion": "v1",
         "kind": "Config",
         "clusters": [{"name": "kmock", "cluster": {"server": str(emulator.url).rstrip("/")}}],
-        "users": [{"name": "tester", "user": {"token": "test-token"}}],
+        "users": [{"name": "tester", "user": {"token": OPERATOR_TOKEN}}],
         "contexts": [{"name": "kmock", "context": {"cluster": "kmock", "user": "tester", "namespace": NAMESPACE}}],
         "current-context": "kmock",
     }

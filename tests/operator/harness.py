@@ -32,14 +32,69 @@ ROOT = Path(__file__).resolve().parents[2]
 NAMESPACE = "default"
 
 
+OPERATOR_TOKEN = "test-token"  # the operator's credentials in the kubeconfig the tests hand it
+
+
+def _operator_rules() -> list[dict[str, Any]]:
+    """The rules of the operator's ClusterRole, as deployed (``operator/rbac.yaml``; the chart renders the same)."""
+    for doc in yaml.safe_load_all((ROOT / "operator" / "rbac.yaml").read_text()):
+        if doc and doc.get("kind") == "ClusterRole":
+            return list(doc["rules"])
+    raise AssertionError("operator/rbac.yaml has no ClusterRole")
+
+
+OPERATOR_RULES = _operator_rules()
+
+
+def rbac_verb(request: Any) -> str | None:
+    """The RBAC verb of a request to a resource (None for discovery and non-resource paths)."""
+    if request.resource is None or not getattr(request.resource, "plural", None):
+        return None
+    method = str(getattr(request.method, "value", request.method)).upper()  # kmock gives an enum
+    if method == "GET":
+        return "watch" if request.params.get("watch") == "true" else ("get" if request.name else "list")
+    if method == "DELETE":
+        return "delete" if request.name else "deletecollection"
+    return {"POST": "create", "PATCH": "patch", "PUT": "update"}.get(method)
+
+
+def forbidden(request: Any, rules: list[dict[str, Any]] = OPERATOR_RULES) -> str | None:
+    """The API server's refusal of an operator request its ClusterRole does not grant (None if granted)."""
+    verb = rbac_verb(request)
+    if verb is None:
+        return None
+    group = request.resource.group or ""
+    resource = f"{request.resource.plural}/{request.subresource}" if request.subresource else request.resource.plural
+    for rule in rules:
+        if group in rule["apiGroups"] and resource in rule["resources"] and verb in rule["verbs"]:
+            return None
+    where = f' in the namespace "{request.namespace}"' if request.namespace else " at the cluster scope"
+    return (
+        f'{resource}{"." + group if group else ""} "{request.name or ""}" is forbidden: User '
+        f'"system:serviceaccount:mlscale-system:mlscale-operator" cannot {verb} resource "{resource}" in API group '
+        f'"{group}"{where}'
+    )
+
+
 class Emulator(kmock.KubernetesEmulator):
     """kmock's emulator plus ``metadata.generateName`` on create, which kopf uses for Events.
 
     A create with ``dryRun=All`` answers the object without storing it, as an API server does
     (409 when one of that name exists; subclasses that refuse objects refuse dry runs alike).
+
+    Requests made with the operator's token are authorised against the operator's ClusterRole,
+    as a cluster's API server does: one it does not grant is answered 403 and kept in
+    ``forbidden`` (the operator retries a failed handler, so a test could otherwise pass on a
+    request that can never succeed). The tests' own requests carry no token and are not checked.
     """
 
+    forbidden: ClassVar[list[str]] = []
+
     async def _handle(self, request: Any) -> Any:
+        if request.headers.get("Authorization") == f"Bearer {OPERATOR_TOKEN}" and (refusal := forbidden(request)):
+            Emulator.forbidden.append(f"{rbac_verb(request)} {request.url.path}: {refusal}")
+            status = {"kind": "Status", "status": "Failure", "reason": "Forbidden", "code": 403}
+            return aiohttp.web.json_response({**status, "message": refusal}, status=403)
         if request.action == kmock.action.CREATE and isinstance(request.data, dict):
             meta = request.data.setdefault("metadata", {})
             if not meta.get("name") and meta.get("generateName"):

@@ -189,10 +189,12 @@ async def test_refused_pod_is_reported_until_the_spec_is_fixed(operator: Running
     await asyncio.sleep(1.5)
     assert ValidatingEmulator.pod_refusals == refusals <= 2
 
-    # The user fixes the toleration and drops the executors' claim: the job starts, and the
-    # executor template created with the first spec follows the new one.
+    # The user fixes the toleration, drops the executors' claim and names the driver's account:
+    # the job starts, and the executor template and the driver's RoleBinding created with the
+    # first spec follow the new one (the operator's RBAC lets it patch the binding).
     fixed = copy.deepcopy(obj["spec"])
     fixed["driver"]["template"]["spec"]["tolerations"] = [TOLERATION]
+    fixed["driver"]["template"]["spec"]["serviceAccountName"] = "search-spark"
     fixed["executors"]["template"]["spec"] = {"tolerations": [TOLERATION], "volumes": None, "containers": None}
     await cluster.patch(job_path(), {"spec": fixed})
     await cluster.wait_for(job_path(), lambda o: condition_is(o, "Submitted", "True"))
@@ -202,8 +204,11 @@ async def test_refused_pod_is_reported_until_the_spec_is_fixed(operator: Running
     executor_pod = executor_pod_template(await cluster.get(f"{CORE}/configmaps/pagerank-executor-template"))
     assert [v["name"] for v in executor_pod["spec"]["volumes"]] == ["mlscale-cpu-meter"]
     assert executor_pod["spec"]["tolerations"] == [TOLERATION]
-    # Without a template account, the driver runs as the operator's own.
-    assert pod["spec"]["serviceAccountName"] == "pagerank-spark"
+    assert pod["spec"]["serviceAccountName"] == "search-spark"
+    binding = await cluster.get(f"{RBAC}/rolebindings/pagerank-spark")
+    assert binding is not None
+    assert [s["name"] for s in binding["subjects"]] == ["search-spark"]
+    # Without a template account the first spec had the operator create one for the driver.
     assert await cluster.get(f"{CORE}/serviceaccounts/pagerank-spark") is not None
 
 

@@ -132,8 +132,12 @@ deployments), the events it posts and, with peering, the namespaced peering obje
   resources: ["serviceaccounts"]
   verbs: ["get", "list", "create", "delete"]
 - apiGroups: ["rbac.authorization.k8s.io"]
-  resources: ["roles", "rolebindings"]
+  resources: ["roles"]
   verbs: ["get", "create", "delete"]
+# patch: the binding follows a driver account named in spec.driver.template until the job starts.
+- apiGroups: ["rbac.authorization.k8s.io"]
+  resources: ["rolebindings"]
+  verbs: ["get", "create", "patch", "delete"]
 - apiGroups: ["apps"]
   resources: ["deployments"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
