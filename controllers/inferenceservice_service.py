@@ -15,6 +15,7 @@ relies on one.
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Mapping
 from typing import Any, cast
 
@@ -33,12 +34,17 @@ from controllers.kube import (
     scoped_api,
 )
 from controllers.refusals import ChildRejectedError, Fixes, is_quota, pod_of, refusals_named, report_rejection
+from controllers.router_client import RouterUnavailableError
 from controllers.servingpods import (
     APPLIED_TEMPLATE,
     SERVED_SPEC,
+    admin_token_of,
     children,
     cpu_deployment_name,
     gpu_deployment_name,
+    router_admin_secret,
+    router_admin_secret_name,
+    router_deployment_name,
     router_service_name,
     service_labels,
 )
@@ -206,6 +212,8 @@ async def apply_children(
         if child_name == cpu_deployment_name(name) and current is None:
             child["metadata"]["annotations"][SERVED_SPEC] = served_text
         if current is None:
+            if child_name == router_deployment_name(name):
+                await router_admin_token(api, owner, name, namespace)  # the router's pod reads it
             with refusals_named(f"{child['kind']} {child_name}", FIXES):
                 await api.create(collection_path(group_version, plural, namespace), adopt(child, owner, labels))
             made.append(f"{plural}/{child_name}")
@@ -229,6 +237,26 @@ async def apply_children(
         # Last: the loop serves by this spec once every child has been brought to it.
         await api.patch(cpu_path, {"metadata": {"annotations": {SERVED_SPEC: served_text}}})
     return made
+
+
+async def router_admin_token(api: KubeApi, owner: Mapping[str, Any], name: str, namespace: str) -> str:
+    """The token of the service's router admin API: the one in its Secret, or a new one in a Secret made now.
+
+    Made before the router's Deployment, whose pod reads it from the Secret; read back by the
+    loop (an operator restarted, or a service made by an operator that set no token, alike).
+
+    Raises:
+        RouterUnavailableError: when the Secret holds no token the operator could have written.
+    """
+    fresh = router_admin_secret(name, secrets.token_urlsafe(32))
+    stored = await api.create(core_path("secrets", namespace), adopt(fresh, owner, service_labels(name)))
+    token = admin_token_of(stored)
+    if token is None:
+        raise RouterUnavailableError(
+            f"Secret {router_admin_secret_name(name)} holds no router admin token: delete it and the router's "
+            f"pod, and the operator makes a new one"
+        )
+    return token
 
 
 def served_spec(cpu_deployment: Mapping[str, Any] | None) -> dict[str, Any] | None:

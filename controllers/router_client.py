@@ -44,13 +44,17 @@ class RouterClient:
         url: The router's base URL.
         model: The model's name.
         start_epoch_s: The service's start (Unix time): observation times count from it.
+        admin_token: The token of the router's admin API (from the service's Secret).
     """
 
-    def __init__(self, http: aiohttp.ClientSession, url: str, model: str, start_epoch_s: float) -> None:
+    def __init__(
+        self, http: aiohttp.ClientSession, url: str, model: str, start_epoch_s: float, admin_token: str | None = None
+    ) -> None:
         self.http = http
         self.url = url
         self.model = model
         self.start_epoch_s = start_epoch_s
+        self.admin_token = admin_token
 
     async def observe(self) -> LatencyObservation:
         """The router's latest figures for the model.
@@ -77,7 +81,9 @@ class RouterClient:
             RouterUnavailableError: when the router refuses or cannot be reached.
         """
         try:
-            async with self.http.put(f"{self.url}/admin/replicas", json={"replicas": list(replicas)}) as response:
+            headers = {"Authorization": f"Bearer {self.admin_token}"} if self.admin_token else None
+            body = {"replicas": list(replicas)}
+            async with self.http.put(f"{self.url}/admin/replicas", json=body, headers=headers) as response:
                 if response.status >= 300:
                     text = (await response.text())[:200]
                     raise RouterUnavailableError(f"the router refused the replica set ({response.status}): {text}")

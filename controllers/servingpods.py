@@ -12,6 +12,9 @@
   queue, the latency sensor (``/stats``) and the CPU/GPU dispatcher.
 * ``<name>``: the Service in front of the router (what clients call, and what the operator reads).
 * ``<name>-replicas``: a headless Service naming every model-server pod (DNS, scraping).
+* ``<name>-router-admin``: a Secret with the token the router's admin API asks for. The
+  router's port is the one its Service offers every client; only the operator, which made the
+  token, may change the replica set (else any pod could send the model's requests elsewhere).
 
 How the router learns its replicas: the operator registers them. Every control period it
 ``PUT``s the ready model-server pods (name, ``http://<podIP>:8080``, CPU or GPU) on the
@@ -24,14 +27,16 @@ replica is registered (requests arriving earlier wait in its queue).
 
 from __future__ import annotations
 
+import base64
 import json
 import math
+from collections.abc import Mapping
 from typing import Any
 
 from controllers.kube import MANAGED_BY, child_labels
 from mlscale.podtemplate import PodTemplate, layer, merge_pod
 from mlscale.units import format_cpu
-from roma.api import KIND, ROUTER_CONTAINER, SERVER_CONTAINER, InferenceService
+from roma.api import ADMIN_TOKEN_ENV, KIND, ROUTER_CONTAINER, SERVER_CONTAINER, InferenceService
 
 SERVER_PORT = 8080
 """Port every model server listens on."""
@@ -50,6 +55,8 @@ ROLE_LABEL = "mlscale.dev/role"
 MODEL_SERVER_ROLE = "model-server"
 READY_PATH = "/v2/health/ready"
 STATS_PATH = "/stats"
+ADMIN_TOKEN_KEY = "token"
+"""Key of the router admin Secret's token."""
 ROUTER_CORES = "500m"
 ROUTER_MEMORY = "512Mi"
 _PYTHON_ENV = [
@@ -207,6 +214,31 @@ def gpu_deployment(svc: InferenceService) -> dict[str, Any]:
     return _deployment(gpu_deployment_name(name), labels, role, svc.spec.gpu.count, container, template=template)
 
 
+def router_admin_secret_name(name: str) -> str:
+    """Name of the Secret holding the router's admin token."""
+    return f"{name}-router-admin"
+
+
+def router_admin_secret(name: str, token: str) -> dict[str, Any]:
+    """The Secret holding the token the router's admin API asks for (made once per service)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": router_admin_secret_name(name), "labels": component_labels(name, ROUTER)},
+        "type": "Opaque",
+        "data": {ADMIN_TOKEN_KEY: base64.b64encode(token.encode()).decode()},
+    }
+
+
+def admin_token_of(secret: Mapping[str, Any]) -> str | None:
+    """The token a router admin Secret holds (None: none, or not one the operator wrote)."""
+    data = (secret.get("data") or {}).get(ADMIN_TOKEN_KEY)
+    try:
+        return base64.b64decode(data, validate=True).decode() if isinstance(data, str) and data else None
+    except ValueError:
+        return None
+
+
 def router_deployment(svc: InferenceService) -> dict[str, Any]:
     """The router's Deployment (one replica: it holds the queue and the measurements)."""
     name = svc.metadata.name
@@ -217,7 +249,13 @@ def router_deployment(svc: InferenceService) -> dict[str, Any]:
         "name": ROUTER_CONTAINER,
         "image": svc.spec.image,
         "command": router_command(svc),
-        "env": list(_PYTHON_ENV),
+        "env": [
+            *_PYTHON_ENV,
+            {
+                "name": ADMIN_TOKEN_ENV,
+                "valueFrom": {"secretKeyRef": {"name": router_admin_secret_name(name), "key": ADMIN_TOKEN_KEY}},
+            },
+        ],
         "ports": [{"name": "http", "containerPort": ROUTER_PORT}],
         "resources": {"requests": dict(resources), "limits": dict(resources)},
         # Ready once it answers: the operator registers the replicas through the Service.

@@ -29,6 +29,8 @@ SERVER_CONTAINER: Final = "server"
 """Name of the model-server container in each replica pod."""
 ROUTER_CONTAINER: Final = "router"
 """Name of the router's container."""
+ADMIN_TOKEN_ENV: Final = "MLSCALE_ROUTER_ADMIN_TOKEN"
+"""The router's environment variable holding the token its admin API asks for (unset: no token asked)."""
 _OWNED_POD_FIELDS = {
     "restartPolicy": "a Deployment's pods always restart (Always); remove it",
     "terminationGracePeriodSeconds": "the operator gives its pods 10 s to stop; remove it",

@@ -7,13 +7,18 @@ every request — arrival to reply — is recorded per model and per replica, an
 ``/stats`` (JSON, read by the control loop) and ``/metrics`` (Prometheus).
 
 Run as ``python -m roma.router --model NAME:SLO_MS[:PERCENTILE] ...``; replicas are
-registered with ``PUT /admin/replicas``.
+registered with ``PUT /admin/replicas``. With ``MLSCALE_ROUTER_ADMIN_TOKEN`` set (in a cluster
+the operator sets it from a Secret), ``/admin/*`` answers only requests bearing that token:
+the router's port is the one its Service offers every client, and whoever may change the
+replica set may send the model's requests anywhere.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import hmac
+import os
 import sys
 import time
 from collections import deque
@@ -25,6 +30,7 @@ import aiohttp
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from roma.api import ADMIN_TOKEN_ENV
 from roma.dispatcher import GpuDispatcher, ModelQueueView
 from roma.latency import LatencyWindow
 from roma.server import serve_app
@@ -91,9 +97,15 @@ class ModelState:
 class Router:
     """State and HTTP handlers of the router."""
 
-    def __init__(self, models: list[ModelState], alpha: float = 0.2, timeout_s: float = 60.0) -> None:
-        """Create a router for ``models`` (replicas come later through the admin API)."""
+    def __init__(
+        self, models: list[ModelState], alpha: float = 0.2, timeout_s: float = 60.0, admin_token: str | None = None
+    ) -> None:
+        """Create a router for ``models`` (replicas come later through the admin API).
+
+        ``admin_token``: when given, the admin API answers only ``Authorization: Bearer <token>``.
+        """
         self.models = {m.name: m for m in models}
+        self.admin_token = admin_token
         self.replicas: dict[str, Replica] = {}
         self.dispatcher = GpuDispatcher(alpha=alpha)
         self.timeout_s = timeout_s
@@ -225,7 +237,22 @@ class Router:
             self._cond.notify_all()
         await asyncio.gather(*rep.tasks, return_exceptions=True)
 
+    def _refused(self, request: web.Request) -> web.Response | None:
+        """401 for an admin request without the admin token (None: let it through)."""
+        if self.admin_token is None:
+            return None
+        given = request.headers.get("Authorization", "")
+        if hmac.compare_digest(given.encode(), f"Bearer {self.admin_token}".encode()):
+            return None
+        return web.json_response(
+            {"error": "the admin API needs the router's admin token (Authorization: Bearer ...)"},
+            status=401,
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
     async def _set_replicas(self, request: web.Request) -> web.Response:
+        if (refused := self._refused(request)) is not None:
+            return refused
         body = await request.json()
         wanted: dict[str, Replica] = {}
         for r in body.get("replicas", []):
@@ -243,9 +270,14 @@ class Router:
             if name not in self.replicas:
                 rep.tasks = [asyncio.get_running_loop().create_task(self._worker(rep)) for _ in range(rep.slots)]
                 self.replicas[name] = rep
-        return await self._get_replicas(request)
+        return self._replica_list()
 
-    async def _get_replicas(self, _: web.Request) -> web.Response:
+    async def _get_replicas(self, request: web.Request) -> web.Response:
+        if (refused := self._refused(request)) is not None:
+            return refused
+        return self._replica_list()
+
+    def _replica_list(self) -> web.Response:
         return web.json_response(
             {
                 "replicas": [
@@ -342,7 +374,7 @@ def main(argv: list[str] | None = None) -> int:
     models = [parse_model_arg(m, args.window_s) for m in args.model]
 
     async def run() -> None:
-        router = Router(models, alpha=args.alpha)
+        router = Router(models, alpha=args.alpha, admin_token=os.environ.get(ADMIN_TOKEN_ENV) or None)
         await serve_app(router.app(), args.host, args.port, lambda p: print(f"LISTENING {p}", flush=True))
 
     asyncio.run(run())

@@ -36,6 +36,8 @@ NAMESPACED_NEEDS = {
     ("metrics.k8s.io", "pods", "get"),
     ("metrics.k8s.io", "pods", "list"),
     *(("", "serviceaccounts", v) for v in ("get", "list", "create", "delete")),
+    ("", "secrets", "get"),
+    ("", "secrets", "create"),
     *(("rbac.authorization.k8s.io", r, v) for r in ("roles", "rolebindings") for v in ("get", "create", "delete")),
     ("rbac.authorization.k8s.io", "rolebindings", "patch"),
     *(("apps", "deployments", v) for v in CRUD),

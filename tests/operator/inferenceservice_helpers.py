@@ -112,6 +112,8 @@ class FakeRouter:
         self.violations_total = 0
         self.gpu_share: float | None = None
         self.registered: list[list[dict[str, Any]]] = []
+        self.authorizations: list[str | None] = []
+        """The Authorization header of each registration."""
         self.stats_reads = 0
         self._runner: web.AppRunner | None = None
         self.url = ""
@@ -162,6 +164,7 @@ class FakeRouter:
     async def _register(self, request: web.Request) -> web.Response:
         body = await request.json()
         self.registered.append(list(body.get("replicas", [])))
+        self.authorizations.append(request.headers.get("Authorization"))
         return web.json_response(body)
 
 

@@ -15,7 +15,7 @@ import pytest
 from pydantic import ValidationError
 
 from controllers.kube import adopt, merge_patch_to, pod_cpu
-from controllers.servingpods import children, service_labels
+from controllers.servingpods import admin_token_of, children, service_labels
 from roma.api import InferenceService
 from tests.operator.harness import NAMESPACE, Cluster, RunningOperator
 from tests.operator.inferenceservice_helpers import (
@@ -40,6 +40,7 @@ from tests.operator.inferenceservice_helpers import (
 pytestmark = pytest.mark.operator
 
 GPU = {"count": 1, "resourceName": "nvidia.com/gpu", "alpha": 0.25}
+SECRETS = f"/api/v1/namespaces/{NAMESPACE}/secrets"
 
 
 @pytest.fixture
@@ -107,6 +108,13 @@ async def test_accept_creates_replicas_router_and_services(
     assert router_command[:3] == ["python", "-m", "roma.router"]
     assert flag(router_command, "--model") == f"{MODEL}:100:95"
     assert float(flag(router_command, "--alpha")) == 0.25
+    # The router's admin API asks for a token the operator made and keeps in an owned Secret.
+    secret = await cluster.get(f"{SECRETS}/cnn-router-admin")
+    assert secret is not None
+    assert secret["metadata"]["ownerReferences"][0]["uid"] == uid
+    assert len(admin_token_of(secret) or "") >= 32
+    token_env = {e["name"]: e for e in router_container["env"]}["MLSCALE_ROUTER_ADMIN_TOKEN"]
+    assert token_env["valueFrom"]["secretKeyRef"] == {"name": "cnn-router-admin", "key": "token"}
 
     # The front Service reaches the router only; the headless one every model server, CPU and GPU.
     front, headless = services["cnn"], services["cnn-replicas"]
@@ -135,6 +143,9 @@ async def test_ready_replicas_are_registered_with_the_router(
     await cluster.wait_for(service_path(), lambda o: len(status_of(o).get("allocations") or []) == 3)
     registered = {r["name"]: r for r in router.registered[-1]}
     assert sorted(registered) == ["cnn-cpu-0", "cnn-gpu-5"]
+    token = admin_token_of(await cluster.get(f"{SECRETS}/cnn-router-admin") or {})
+    assert token
+    assert set(router.authorizations) == {f"Bearer {token}"}
     assert registered["cnn-cpu-0"]["url"] == "http://10.0.0.10:8080"
     assert registered["cnn-cpu-0"]["models"] == [MODEL]
     assert (registered["cnn-cpu-0"]["accelerator"], registered["cnn-gpu-5"]["accelerator"]) == (False, True)

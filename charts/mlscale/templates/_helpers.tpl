@@ -131,6 +131,11 @@ deployments), the events it posts and, with peering, the namespaced peering obje
 - apiGroups: [""]
   resources: ["serviceaccounts"]
   verbs: ["get", "list", "create", "delete"]
+# The token of each InferenceService's router admin API, made by the operator (no list: it
+# reads only the Secrets it names).
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["get", "create"]
 - apiGroups: ["rbac.authorization.k8s.io"]
   resources: ["roles"]
   verbs: ["get", "create", "delete"]

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from mlscale.cgroups import CpuCgroup, cgroup_unavailable_reason
+from roma.api import ADMIN_TOKEN_ENV
 from roma.loadgen import run_load
 from roma.traces import parse_trace
 
@@ -23,8 +24,11 @@ def _get(url: str) -> tuple[int, dict[str, object]]:
         return resp.status, json.loads(resp.read())
 
 
-def _post(url: str, body: object, method: str = "POST") -> tuple[int, dict[str, object]]:
-    req = Request(url, data=json.dumps(body).encode(), method=method, headers={"Content-Type": "application/json"})
+def _post(
+    url: str, body: object, method: str = "POST", headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, object]]:
+    data = None if method == "GET" else json.dumps(body).encode()
+    req = Request(url, data=data, method=method, headers={"Content-Type": "application/json", **(headers or {})})
     try:
         with urlopen(req, timeout=10) as resp:
             return resp.status, json.loads(resp.read())
@@ -65,21 +69,27 @@ def test_server_speaks_kserve_v2_and_tfserving(spawn: Callable[[list[str]], tupl
     assert float(next(ln for ln in metrics.splitlines() if ln.startswith("process_cpu_seconds_total ")).split()[1]) > 0
 
 
-async def test_router_measures_and_sends_to_gpu_replica(spawn: Callable[[list[str]], tuple[int, int]]) -> None:
+async def test_router_measures_and_sends_to_gpu_replica(
+    spawn: Callable[[list[str]], tuple[int, int]], monkeypatch: pytest.MonkeyPatch
+) -> None:
     cpu, _ = spawn(["roma.server", *SMALL])
     gpu, _ = spawn(["roma.server", *SMALL, "--accelerator"])
+    monkeypatch.setenv(ADMIN_TOKEN_ENV, "s3cret")  # as the operator sets it from the service's Secret
     router, _ = spawn(["roma.router", "--model", "small:200:95", "--window-s", "30"])
     base = f"http://127.0.0.1:{router}"
-    status, _ = _post(
-        f"{base}/admin/replicas",
-        {
-            "replicas": [
-                {"name": "c0", "url": f"http://127.0.0.1:{cpu}", "model": "small"},
-                {"name": "g0", "url": f"http://127.0.0.1:{gpu}", "model": "small", "accelerator": True},
-            ]
-        },
-        method="PUT",
-    )
+    replicas = {
+        "replicas": [
+            {"name": "c0", "url": f"http://127.0.0.1:{cpu}", "model": "small"},
+            {"name": "g0", "url": f"http://127.0.0.1:{gpu}", "model": "small", "accelerator": True},
+        ]
+    }
+    # Its port is the one every client of the service reaches: the replica set is the operator's.
+    for headers in ({}, {"Authorization": "Bearer guess"}):
+        status, answer = _post(f"{base}/admin/replicas", replicas, method="PUT", headers=headers)
+        assert status == 401
+        assert "admin token" in str(answer["error"])
+    assert _post(f"{base}/admin/replicas", {}, method="GET")[0] == 401
+    status, _ = _post(f"{base}/admin/replicas", replicas, method="PUT", headers={"Authorization": "Bearer s3cret"})
     assert status == 200
     result = await run_load(base, "small", parse_trace("const:40"), 5.0)
     summary = result.summary(200.0)
