@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import posixpath
 import re
 import shlex
 from collections.abc import Mapping, Sequence
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from tests.deploy.paths import REPO_ROOT
@@ -128,3 +129,108 @@ def _pattern_regex(pattern: str) -> re.Pattern[str]:
             out.append(re.escape(pattern[i]))
             i += 1
     return re.compile("".join(out))
+
+
+# --- Helpers for the application images under images/ (tests/deploy/test_images.py) ----------
+
+
+def build_args(instructions: Sequence[tuple[str, str]]) -> dict[str, str]:
+    """Default values of the global ARGs (those before the first FROM), each substituted in order."""
+    values: dict[str, str] = {}
+    for keyword, arguments in instructions:
+        if keyword == "FROM":
+            break
+        if keyword == "ARG":
+            name, _, default = arguments.partition("=")
+            values[name.strip()] = substitute(default.strip().strip("\"'"), values)
+    return values
+
+
+def substitute(text: str, variables: Mapping[str, str]) -> str:
+    """``$NAME`` and ``${NAME}`` replaced by their values, as Docker does (unknown names by nothing)."""
+    return re.sub(
+        r"\$\{(\w+)\}|\$(\w+)",
+        lambda match: variables.get(match.group(1) or match.group(2), ""),
+        text,
+    )
+
+
+def stage_env(instructions: Sequence[tuple[str, str]], variables: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment a stage's ENV instructions set, later ones over earlier ones, ``$NAME`` substituted."""
+    env: dict[str, str] = {}
+    for keyword, arguments in instructions:
+        if keyword != "ENV":
+            continue
+        known = {**(variables or {}), **env}
+        words = shlex.split(arguments)
+        if words and "=" not in words[0]:  # the legacy form: ENV NAME value
+            env[words[0]] = substitute(" ".join(words[1:]), known)
+            continue
+        for word in words:
+            name, _, value = word.partition("=")
+            env[name] = substitute(value, known)
+    return env
+
+
+def stage_workdir(instructions: Sequence[tuple[str, str]], start: str = "/") -> str:
+    """The working directory a stage ends in (a relative WORKDIR is relative to the one before)."""
+    workdir = start
+    for keyword, arguments in instructions:
+        if keyword == "WORKDIR":
+            workdir = posixpath.normpath(posixpath.join(workdir, arguments.strip()))
+    return workdir
+
+
+def stage_user(instructions: Sequence[tuple[str, str]]) -> str | None:
+    """The USER a stage ends with (``None``: the base image's)."""
+    users = [arguments.strip() for keyword, arguments in instructions if keyword == "USER"]
+    return users[-1] if users else None
+
+
+def context_files(root: Path, patterns: Sequence[str], source: str) -> list[tuple[Path, PurePosixPath]]:
+    """The files a COPY source takes from the build context: (file, its path under the destination).
+
+    The source may hold ``*``, ``?`` and ``[...]`` wildcards (within one path element); a directory
+    gives its contents, not itself. Files the ignore patterns leave out are not in the context.
+    """
+    found: list[tuple[Path, PurePosixPath]] = []
+    pattern = source.strip("/") or "."
+    matches = sorted(root.glob(pattern)) if any(c in pattern for c in "*?[") else [root / pattern]
+    for match in matches:
+        if match.is_file():
+            found.append((match, PurePosixPath(match.name)))
+        elif match.is_dir():
+            found += [
+                (f, PurePosixPath(f.relative_to(match).as_posix())) for f in sorted(match.rglob("*")) if f.is_file()
+            ]
+    return [(f, under) for f, under in found if not dockerignore_excludes(patterns, f.relative_to(root).as_posix())]
+
+
+def copied_files(
+    instructions: Sequence[tuple[str, str]], root: Path, patterns: Sequence[str], workdir: str = "/"
+) -> dict[str, Path]:
+    """Where the files a stage COPYs from the build context land: image path -> repository file.
+
+    Follows COPY's rules: a relative destination is relative to the WORKDIR of the moment; a
+    file goes to ``<destination>/<name>`` when the destination ends with ``/`` or the source is a
+    wildcard or there are several sources, to the destination itself otherwise; a directory's
+    contents go under the destination. ``COPY --from`` (another stage or image) is left out.
+    """
+    files: dict[str, Path] = {}
+    for keyword, arguments in instructions:
+        if keyword == "WORKDIR":
+            workdir = posixpath.normpath(posixpath.join(workdir, arguments.strip()))
+        if keyword not in ("COPY", "ADD"):
+            continue
+        words = shlex.split(arguments)
+        if any(w.startswith("--from") for w in words):
+            continue
+        paths = [w for w in words if not w.startswith("--")]
+        sources, destination = paths[:-1], paths[-1]
+        target = posixpath.normpath(posixpath.join(workdir, destination))
+        into = destination.endswith("/") or len(sources) > 1
+        for source in sources:
+            as_directory = into or any(c in source for c in "*?[") or (root / source.strip("/")).is_dir()
+            for file, under in context_files(root, patterns, source):
+                files[posixpath.join(target, str(under)) if as_directory else target] = file
+    return files
