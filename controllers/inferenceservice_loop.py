@@ -145,8 +145,6 @@ class ServiceRun:
         self.configured: str | None = None
         """The spec the law was configured from (JSON): an applied change of it reconfigures the law."""
         self.period_s = IDLE_PERIOD_S
-        self.admin_token: str | None = None
-        """The router's admin token, read from its Secret on the first period that registers replicas."""
         self.cpu_meter = CpuMeter()
         """The replicas' CPU counters read in earlier periods."""
         self.held = HeldUpPods(api, self.namespace, f"{self.namespace}/{self.name}")
@@ -202,10 +200,9 @@ class ServiceRun:
             read, conditions = dump_conditions(held), held
         pods = replica_pods(children)
         start = parse_time(str(status["startTime"])) if status.get("startTime") else now
-        if self.admin_token is None:
-            self.admin_token = await router_admin_token(self.api, owner_document(obj), self.name, self.namespace)
+        token = await router_admin_token(self.api, owner_document(obj), self.name, self.namespace)
         url = router_url(self.name, self.namespace)
-        router = RouterClient(self.http, url, spec.model.name, start.timestamp(), admin_token=self.admin_token)
+        router = RouterClient(self.http, url, spec.model.name, start.timestamp(), admin_token=token)
         await router.register(registrations(pods, spec.model.name, slots=max(2, spec.batching.max_batch_size)))
         if not any(p.ready and not p.accelerator for p in pods):
             return self.period_s

@@ -15,6 +15,7 @@ relies on one.
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 from collections.abc import Mapping
 from typing import Any, cast
@@ -52,7 +53,11 @@ from mlscale.api import conditions_of, utcnow
 from mlscale.kinds import KINDS
 from roma.api import InferenceService
 
+log = logging.getLogger(__name__)
+
 INFO = KINDS["InferenceService"]
+MIN_TOKEN_CHARS = 32
+"""Shortest router admin token taken from a Secret (the operator makes 43 characters, 256 bits)."""
 FIXES = Fixes(
     kind="InferenceService",
     templates="spec.template, spec.gpu.template and spec.routerTemplate",
@@ -242,20 +247,28 @@ async def apply_children(
 async def router_admin_token(api: KubeApi, owner: Mapping[str, Any], name: str, namespace: str) -> str:
     """The token of the service's router admin API: the one in its Secret, or a new one in a Secret made now.
 
-    Made before the router's Deployment, whose pod reads it from the Secret; read back by the
-    loop (an operator restarted, or a service made by an operator that set no token, alike).
-
-    Raises:
-        RouterUnavailableError: when the Secret holds no token the operator could have written.
+    Made before the router's Deployment, and looked at again every period by the loop: a Secret
+    that was deleted, that a service of the same name left behind (another uid, not yet
+    collected), or that holds no token the operator could have written is replaced. The router
+    reads the token from the mounted Secret at each admin request, so a replaced one reaches it
+    without a restart (in the kubelet's time: until then it answers 401, and the loop retries).
     """
-    fresh = router_admin_secret(name, secrets.token_urlsafe(32))
-    stored = await api.create(core_path("secrets", namespace), adopt(fresh, owner, service_labels(name)))
-    token = admin_token_of(stored)
-    if token is None:
-        raise RouterUnavailableError(
-            f"Secret {router_admin_secret_name(name)} holds no router admin token: delete it and the router's "
-            f"pod, and the operator makes a new one"
+    path = core_path("secrets", namespace, router_admin_secret_name(name))
+    stored = await api.get(path)
+    if stored is not None:
+        token = admin_token_of(stored)
+        owners = {ref.get("uid") for ref in (stored.get("metadata") or {}).get("ownerReferences") or []}
+        if token is not None and len(token) >= MIN_TOKEN_CHARS and owner["metadata"].get("uid") in owners:
+            return token
+        await api.delete(path)
+        log.warning(
+            "replacing Secret %s/%s: not a router admin token of this service", namespace, path.rsplit("/", 1)[1]
         )
+    fresh = router_admin_secret(name, secrets.token_urlsafe(32))
+    made = await api.create(core_path("secrets", namespace), adopt(fresh, owner, service_labels(name)))
+    token = admin_token_of(made)
+    if token is None:
+        raise RouterUnavailableError(f"Secret {router_admin_secret_name(name)} holds no router admin token")
     return token
 
 
@@ -287,5 +300,6 @@ async def delete(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger) -> None:
         for child in await api.list(group_path("apps/v1", "deployments", namespace), labels):
             removed += int(await api.delete(group_path("apps/v1", "deployments", namespace, child["metadata"]["name"])))
         removed += await delete_labelled(api, namespace, labels, ("pods", "services"))
+        removed += int(await api.delete(core_path("secrets", namespace, router_admin_secret_name(name))))
     logger.info("removed %d children of InferenceService %s", removed, name)
     admission.forget(INFO, body, memo, logger)

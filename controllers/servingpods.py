@@ -36,7 +36,14 @@ from typing import Any
 from controllers.kube import MANAGED_BY, child_labels
 from mlscale.podtemplate import PodTemplate, layer, merge_pod
 from mlscale.units import format_cpu
-from roma.api import ADMIN_TOKEN_ENV, KIND, ROUTER_CONTAINER, SERVER_CONTAINER, InferenceService
+from roma.api import (
+    ADMIN_TOKEN_FILE_ENV,
+    KIND,
+    ROUTER_ADMIN_VOLUME,
+    ROUTER_CONTAINER,
+    SERVER_CONTAINER,
+    InferenceService,
+)
 
 SERVER_PORT = 8080
 """Port every model server listens on."""
@@ -57,6 +64,8 @@ READY_PATH = "/v2/health/ready"
 STATS_PATH = "/stats"
 ADMIN_TOKEN_KEY = "token"
 """Key of the router admin Secret's token."""
+ROUTER_ADMIN_DIR = "/var/run/mlscale/router-admin"
+"""Where the router pod mounts its admin Secret."""
 ROUTER_CORES = "500m"
 ROUTER_MEMORY = "512Mi"
 _PYTHON_ENV = [
@@ -176,11 +185,14 @@ def _deployment(
     container: dict[str, Any],
     *,
     template: PodTemplate | None = None,
+    volumes: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     pod: dict[str, Any] = {
         "metadata": {"labels": {**labels, **pod_labels}},
         "spec": {"containers": [container], "terminationGracePeriodSeconds": 10},
     }
+    if volumes:
+        pod["spec"]["volumes"] = volumes
     pod = merge_pod(pod, template, container["name"])  # the user's template
     return {
         "apiVersion": "apps/v1",
@@ -249,19 +261,20 @@ def router_deployment(svc: InferenceService) -> dict[str, Any]:
         "name": ROUTER_CONTAINER,
         "image": svc.spec.image,
         "command": router_command(svc),
-        "env": [
-            *_PYTHON_ENV,
-            {
-                "name": ADMIN_TOKEN_ENV,
-                "valueFrom": {"secretKeyRef": {"name": router_admin_secret_name(name), "key": ADMIN_TOKEN_KEY}},
-            },
-        ],
+        "env": [*_PYTHON_ENV, {"name": ADMIN_TOKEN_FILE_ENV, "value": f"{ROUTER_ADMIN_DIR}/{ADMIN_TOKEN_KEY}"}],
+        "volumeMounts": [{"name": ROUTER_ADMIN_VOLUME, "mountPath": ROUTER_ADMIN_DIR, "readOnly": True}],
         "ports": [{"name": "http", "containerPort": ROUTER_PORT}],
         "resources": {"requests": dict(resources), "limits": dict(resources)},
         # Ready once it answers: the operator registers the replicas through the Service.
         "readinessProbe": {"httpGet": {"path": STATS_PATH, "port": ROUTER_PORT}, "periodSeconds": 2},
     }
-    return _deployment(router_deployment_name(name), labels, {}, 1, container, template=svc.spec.router_template)
+    # The token file follows the Secret (the kubelet updates a mounted Secret in place): a token
+    # the operator replaces reaches a running router. Optional: a router started before the
+    # Secret exists answers no admin request until it appears.
+    volume = {"name": ROUTER_ADMIN_VOLUME, "secret": {"secretName": router_admin_secret_name(name), "optional": True}}
+    return _deployment(
+        router_deployment_name(name), labels, {}, 1, container, template=svc.spec.router_template, volumes=[volume]
+    )
 
 
 def router_service(svc: InferenceService) -> dict[str, Any]:

@@ -29,8 +29,13 @@ SERVER_CONTAINER: Final = "server"
 """Name of the model-server container in each replica pod."""
 ROUTER_CONTAINER: Final = "router"
 """Name of the router's container."""
-ADMIN_TOKEN_ENV: Final = "MLSCALE_ROUTER_ADMIN_TOKEN"
-"""The router's environment variable holding the token its admin API asks for (unset: no token asked)."""
+ROUTER_ADMIN_VOLUME: Final = "mlscale-router-admin"
+"""The router pod's volume of its admin token (the operator's Secret)."""
+ADMIN_TOKEN_FILE_ENV: Final = "MLSCALE_ROUTER_ADMIN_TOKEN_FILE"
+"""The router's environment variable naming the file of the token its admin API asks for (unset: none asked).
+
+Read at each admin request, so a token the operator replaces reaches the router without a
+restart (the kubelet updates a mounted Secret in place)."""
 _OWNED_POD_FIELDS = {
     "restartPolicy": "a Deployment's pods always restart (Always); remove it",
     "terminationGracePeriodSeconds": "the operator gives its pods 10 s to stop; remove it",
@@ -88,7 +93,7 @@ class RouterTemplate(PodTemplate):
                 "readinessProbe": "the router is ready once it answers /stats; remove it",
             },
             owned_pod_fields=_OWNED_POD_FIELDS,
-            reserved_volumes={},
+            reserved_volumes={ROUTER_ADMIN_VOLUME: "the token of the router's admin API"},
         )
         if problems:
             raise ValueError("; ".join(problems))

@@ -25,7 +25,7 @@ from mlscale.cgroups import CgroupUnavailableError, cgroup_unavailable_reason
 from mlscale.local import LocalRunOptions
 from mlscale.progress import LiveLine
 from mlscale.report import write_report_json
-from roma.api import InferenceService
+from roma.api import ADMIN_TOKEN_FILE_ENV, InferenceService
 from roma.law import start_law
 from roma.loadgen import LoadResult, run_load
 from roma.loop import control_period
@@ -74,6 +74,8 @@ async def _start_router(
             stdout=asyncio.subprocess.PIPE,
             stderr=err,
             start_new_session=True,
+            # Here the replicas are registered over loopback without a token.
+            env={k: v for k, v in os.environ.items() if k != ADMIN_TOKEN_FILE_ENV},
         )
     assert proc.stdout is not None
     line = await asyncio.wait_for(proc.stdout.readline(), 60.0)

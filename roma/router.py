@@ -7,10 +7,11 @@ every request — arrival to reply — is recorded per model and per replica, an
 ``/stats`` (JSON, read by the control loop) and ``/metrics`` (Prometheus).
 
 Run as ``python -m roma.router --model NAME:SLO_MS[:PERCENTILE] ...``; replicas are
-registered with ``PUT /admin/replicas``. With ``MLSCALE_ROUTER_ADMIN_TOKEN`` set (in a cluster
-the operator sets it from a Secret), ``/admin/*`` answers only requests bearing that token:
-the router's port is the one its Service offers every client, and whoever may change the
-replica set may send the model's requests anywhere.
+registered with ``PUT /admin/replicas``. With ``MLSCALE_ROUTER_ADMIN_TOKEN_FILE`` set (in a
+cluster the operator mounts the file from a Secret), ``/admin/*`` answers only requests bearing
+the token that file holds, read at each request: the router's port is the one its Service
+offers every client, and whoever may change the replica set may send the model's requests
+anywhere.
 """
 
 from __future__ import annotations
@@ -24,13 +25,14 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from roma.api import ADMIN_TOKEN_ENV
+from roma.api import ADMIN_TOKEN_FILE_ENV
 from roma.dispatcher import GpuDispatcher, ModelQueueView
 from roma.latency import LatencyWindow
 from roma.server import serve_app
@@ -98,14 +100,20 @@ class Router:
     """State and HTTP handlers of the router."""
 
     def __init__(
-        self, models: list[ModelState], alpha: float = 0.2, timeout_s: float = 60.0, admin_token: str | None = None
+        self,
+        models: list[ModelState],
+        alpha: float = 0.2,
+        timeout_s: float = 60.0,
+        admin_token_file: Path | None = None,
     ) -> None:
         """Create a router for ``models`` (replicas come later through the admin API).
 
-        ``admin_token``: when given, the admin API answers only ``Authorization: Bearer <token>``.
+        ``admin_token_file``: when given, the admin API answers only ``Authorization: Bearer
+        <token>`` with the token the file holds when the request arrives, and nothing while the
+        file is missing or empty (a Secret not mounted yet).
         """
         self.models = {m.name: m for m in models}
-        self.admin_token = admin_token
+        self.admin_token_file = admin_token_file
         self.replicas: dict[str, Replica] = {}
         self.dispatcher = GpuDispatcher(alpha=alpha)
         self.timeout_s = timeout_s
@@ -239,10 +247,15 @@ class Router:
 
     def _refused(self, request: web.Request) -> web.Response | None:
         """401 for an admin request without the admin token (None: let it through)."""
-        if self.admin_token is None:
+        if self.admin_token_file is None:
             return None
-        given = request.headers.get("Authorization", "")
-        if hmac.compare_digest(given.encode(), f"Bearer {self.admin_token}".encode()):
+        try:
+            token = self.admin_token_file.read_text().strip()
+        except OSError:
+            token = ""
+        # Header bytes that are not UTF-8 come as surrogates: compared as they came, not an error.
+        given = request.headers.get("Authorization", "").encode("utf-8", "surrogateescape")
+        if token and hmac.compare_digest(given, f"Bearer {token}".encode()):
             return None
         return web.json_response(
             {"error": "the admin API needs the router's admin token (Authorization: Bearer ...)"},
@@ -374,7 +387,8 @@ def main(argv: list[str] | None = None) -> int:
     models = [parse_model_arg(m, args.window_s) for m in args.model]
 
     async def run() -> None:
-        router = Router(models, alpha=args.alpha, admin_token=os.environ.get(ADMIN_TOKEN_ENV) or None)
+        token_file = os.environ.get(ADMIN_TOKEN_FILE_ENV)
+        router = Router(models, alpha=args.alpha, admin_token_file=Path(token_file) if token_file else None)
         await serve_app(router.app(), args.host, args.port, lambda p: print(f"LISTENING {p}", flush=True))
 
     asyncio.run(run())

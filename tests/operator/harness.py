@@ -46,31 +46,44 @@ def _operator_rules() -> list[dict[str, Any]]:
 OPERATOR_RULES = _operator_rules()
 
 
+def _target(request: Any) -> tuple[str, str, str | None] | None:
+    """(API group, resource with its subresource, object name) of a request (None: discovery, non-resource)."""
+    if request.resource is None or request.resource.group is None:
+        return None
+    group = request.resource.group or ""
+    plural = getattr(request.resource, "plural", None)
+    if not plural:
+        # kmock reads /api/v1/namespaces/NAME as a namespace without a resource.
+        return (group, "namespaces", request.namespace) if request.namespace and group == "" else None
+    return group, f"{plural}/{request.subresource}" if request.subresource else plural, request.name
+
+
 def rbac_verb(request: Any) -> str | None:
     """The RBAC verb of a request to a resource (None for discovery and non-resource paths)."""
-    if request.resource is None or not getattr(request.resource, "plural", None):
+    target = _target(request)
+    if target is None:
         return None
+    name = target[2]
     method = str(getattr(request.method, "value", request.method)).upper()  # kmock gives an enum
     if method == "GET":
-        return "watch" if request.params.get("watch") == "true" else ("get" if request.name else "list")
+        return "watch" if request.params.get("watch") == "true" else ("get" if name else "list")
     if method == "DELETE":
-        return "delete" if request.name else "deletecollection"
+        return "delete" if name else "deletecollection"
     return {"POST": "create", "PATCH": "patch", "PUT": "update"}.get(method)
 
 
 def forbidden(request: Any, rules: list[dict[str, Any]] = OPERATOR_RULES) -> str | None:
     """The API server's refusal of an operator request its ClusterRole does not grant (None if granted)."""
-    verb = rbac_verb(request)
-    if verb is None:
+    verb, target = rbac_verb(request), _target(request)
+    if verb is None or target is None:
         return None
-    group = request.resource.group or ""
-    resource = f"{request.resource.plural}/{request.subresource}" if request.subresource else request.resource.plural
+    group, resource, name = target
     for rule in rules:
         if group in rule["apiGroups"] and resource in rule["resources"] and verb in rule["verbs"]:
             return None
     where = f' in the namespace "{request.namespace}"' if request.namespace else " at the cluster scope"
     return (
-        f'{resource}{"." + group if group else ""} "{request.name or ""}" is forbidden: User '
+        f'{resource}{"." + group if group else ""} "{name or ""}" is forbidden: User '
         f'"system:serviceaccount:mlscale-system:mlscale-operator" cannot {verb} resource "{resource}" in API group '
         f'"{group}"{where}'
     )
@@ -91,10 +104,15 @@ class Emulator(kmock.KubernetesEmulator):
     forbidden: ClassVar[list[str]] = []
 
     async def _handle(self, request: Any) -> Any:
+        """Authorise the request, then :meth:`serve` it (subclasses change what they serve there)."""
         if request.headers.get("Authorization") == f"Bearer {OPERATOR_TOKEN}" and (refusal := forbidden(request)):
             Emulator.forbidden.append(f"{rbac_verb(request)} {request.url.path}: {refusal}")
             status = {"kind": "Status", "status": "Failure", "reason": "Forbidden", "code": 403}
             return aiohttp.web.json_response({**status, "message": refusal}, status=403)
+        return await self.serve(request)
+
+    async def serve(self, request: Any) -> Any:
+        """Answer an authorised request (subclasses refuse or record some, then call this)."""
         if request.action == kmock.action.CREATE and isinstance(request.data, dict):
             meta = request.data.setdefault("metadata", {})
             if not meta.get("name") and meta.get("generateName"):
@@ -186,7 +204,7 @@ class ValidatingEmulator(Emulator):
     quota_full = False
     dry_runs: ClassVar[list[dict[str, Any]]] = []
 
-    async def _handle(self, request: Any) -> Any:
+    async def serve(self, request: Any) -> Any:
         if request.action == kmock.action.CREATE and request.url.path.endswith("/pods"):
             if request.params.get("dryRun") == "All":
                 type(self).dry_runs.append(copy.deepcopy(request.data))
@@ -204,7 +222,7 @@ class ValidatingEmulator(Emulator):
             if type(self).quota_full:
                 type(self).pod_refusals += 1
                 raise QuotaError()
-        return await super()._handle(request)
+        return await super().serve(request)
 
 
 async def validating_emulator(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[kmock.KubernetesEmulator]:

@@ -204,13 +204,13 @@ class RecordingEmulator(Emulator):
 
     resizes: ClassVar[list[tuple[str, float]]] = []
 
-    async def _handle(self, request: Any) -> Any:
+    async def serve(self, request: Any) -> Any:
         if request.subresource == "resize" and isinstance(request.data, dict):
             for container in (request.data.get("spec") or {}).get("containers") or []:
                 cpu = ((container.get("resources") or {}).get("requests") or {}).get("cpu")
                 if cpu is not None:
                     type(self).resizes.append((str(request.name), parse_cpu(cpu)))
-        return await super()._handle(request)
+        return await super().serve(request)
 
 
 async def recording_emulator() -> AsyncIterator[kmock.KubernetesEmulator]:

@@ -39,11 +39,11 @@ class NoResizeEmulator(Emulator):
 
     resize_requests: int = 0
 
-    async def _handle(self, request: Any) -> Any:
+    async def serve(self, request: Any) -> Any:
         if request.subresource == "resize":
             type(self).resize_requests += 1
             raise MethodNotAllowedError()
-        return await super()._handle(request)
+        return await super().serve(request)
 
 
 @pytest.fixture

@@ -113,8 +113,12 @@ async def test_accept_creates_replicas_router_and_services(
     assert secret is not None
     assert secret["metadata"]["ownerReferences"][0]["uid"] == uid
     assert len(admin_token_of(secret) or "") >= 32
-    token_env = {e["name"]: e for e in router_container["env"]}["MLSCALE_ROUTER_ADMIN_TOKEN"]
-    assert token_env["valueFrom"]["secretKeyRef"] == {"name": "cnn-router-admin", "key": "token"}
+    # The router reads it from the mounted Secret at each admin request (a replaced token reaches it).
+    token_file = {e["name"]: e for e in router_container["env"]}["MLSCALE_ROUTER_ADMIN_TOKEN_FILE"]["value"]
+    (mount,) = [m for m in router_container["volumeMounts"] if token_file.startswith(m["mountPath"] + "/")]
+    volumes = {v["name"]: v for v in router_deployment["spec"]["template"]["spec"]["volumes"]}
+    assert volumes[mount["name"]]["secret"]["secretName"] == "cnn-router-admin"
+    assert token_file.rsplit("/", 1)[1] == "token"
 
     # The front Service reaches the router only; the headless one every model server, CPU and GPU.
     front, headless = services["cnn"], services["cnn-replicas"]
@@ -146,6 +150,23 @@ async def test_ready_replicas_are_registered_with_the_router(
     token = admin_token_of(await cluster.get(f"{SECRETS}/cnn-router-admin") or {})
     assert token
     assert set(router.authorizations) == {f"Bearer {token}"}
+
+    # A Secret deleted, or replaced by one the operator did not write, is made again next period.
+    await cluster.delete(f"{SECRETS}/cnn-router-admin")
+    new_token = admin_token_of(await cluster.wait_for(f"{SECRETS}/cnn-router-admin", lambda o: o is not None) or {})
+    assert new_token not in (None, token)
+    registrations = len(router.registered)
+    await cluster.wait_for(service_path(), lambda o: len(router.registered) > registrations + 1)
+    assert router.authorizations[-1] == f"Bearer {new_token}"
+    await cluster.delete(f"{SECRETS}/cnn-router-admin")
+    await cluster.create(
+        SECRETS,
+        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "cnn-router-admin"}, "data": {"token": "c2hvcnQ="}},
+    )  # "short", and not owned by the service
+    replaced = await cluster.wait_for(
+        f"{SECRETS}/cnn-router-admin", lambda o: o is not None and (o["metadata"].get("ownerReferences") or [])
+    )
+    assert len(admin_token_of(replaced or {}) or "") >= 32
     assert registered["cnn-cpu-0"]["url"] == "http://10.0.0.10:8080"
     assert registered["cnn-cpu-0"]["models"] == [MODEL]
     assert (registered["cnn-cpu-0"]["accelerator"], registered["cnn-gpu-5"]["accelerator"]) == (False, True)
@@ -194,6 +215,7 @@ async def test_delete_removes_every_child(router: FakeRouter, operator: RunningO
     assert items(await cluster.get(DEPLOYMENTS)) == []
     assert items(await cluster.get(SERVICES)) == []
     assert items(await cluster.get(PODS)) == []
+    assert await cluster.get(f"{SECRETS}/cnn-router-admin") is None
     assert ("InferenceService", NAMESPACE, "cnn") not in operator.memo["status_store"].statuses
 
 

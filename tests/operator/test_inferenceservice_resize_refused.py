@@ -44,11 +44,11 @@ class NoResizeEmulator(Emulator):
 
     refused: ClassVar[list[str]] = []
 
-    async def _handle(self, request: Any) -> Any:
+    async def serve(self, request: Any) -> Any:
         if request.subresource == "resize":
             type(self).refused.append(str(request.name))
             raise ResizeNotAllowedError()
-        return await super()._handle(request)
+        return await super().serve(request)
 
 
 @pytest.fixture

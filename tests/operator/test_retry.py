@@ -32,12 +32,12 @@ class FlakyEmulator(Emulator):
 
     refusals_left: int = 2
 
-    async def _handle(self, request: Any) -> Any:
+    async def serve(self, request: Any) -> Any:
         is_service_create = request.action == kmock.action.CREATE and request.url.path.endswith("/services")
         if is_service_create and type(self).refusals_left > 0:
             type(self).refusals_left -= 1
             raise UnavailableError()
-        return await super()._handle(request)
+        return await super().serve(request)
 
 
 @pytest.fixture

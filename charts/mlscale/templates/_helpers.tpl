@@ -131,11 +131,11 @@ deployments), the events it posts and, with peering, the namespaced peering obje
 - apiGroups: [""]
   resources: ["serviceaccounts"]
   verbs: ["get", "list", "create", "delete"]
-# The token of each InferenceService's router admin API, made by the operator (no list: it
-# reads only the Secrets it names).
+# The token of each InferenceService's router admin API, made and removed by the operator
+# (RBAC cannot narrow get to those Secrets; the operator reads only the ones it names, and lists none).
 - apiGroups: [""]
   resources: ["secrets"]
-  verbs: ["get", "create"]
+  verbs: ["get", "create", "delete"]
 - apiGroups: ["rbac.authorization.k8s.io"]
   resources: ["roles"]
   verbs: ["get", "create", "delete"]

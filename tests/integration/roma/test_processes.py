@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 from urllib.error import HTTPError
 from urllib.request import Request, urlopen
 
@@ -11,7 +12,7 @@ import numpy as np
 import pytest
 
 from mlscale.cgroups import CpuCgroup, cgroup_unavailable_reason
-from roma.api import ADMIN_TOKEN_ENV
+from roma.api import ADMIN_TOKEN_FILE_ENV
 from roma.loadgen import run_load
 from roma.traces import parse_trace
 
@@ -70,11 +71,12 @@ def test_server_speaks_kserve_v2_and_tfserving(spawn: Callable[[list[str]], tupl
 
 
 async def test_router_measures_and_sends_to_gpu_replica(
-    spawn: Callable[[list[str]], tuple[int, int]], monkeypatch: pytest.MonkeyPatch
+    spawn: Callable[[list[str]], tuple[int, int]], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     cpu, _ = spawn(["roma.server", *SMALL])
     gpu, _ = spawn(["roma.server", *SMALL, "--accelerator"])
-    monkeypatch.setenv(ADMIN_TOKEN_ENV, "s3cret")  # as the operator sets it from the service's Secret
+    token = tmp_path / "token"  # as the operator mounts it from the service's Secret
+    monkeypatch.setenv(ADMIN_TOKEN_FILE_ENV, str(token))
     router, _ = spawn(["roma.router", "--model", "small:200:95", "--window-s", "30"])
     base = f"http://127.0.0.1:{router}"
     replicas = {
@@ -84,13 +86,20 @@ async def test_router_measures_and_sends_to_gpu_replica(
         ]
     }
     # Its port is the one every client of the service reaches: the replica set is the operator's.
-    for headers in ({}, {"Authorization": "Bearer guess"}):
+    # Before the Secret is mounted nothing is let through, not even an empty token.
+    assert _post(f"{base}/admin/replicas", replicas, method="PUT", headers={"Authorization": "Bearer "})[0] == 401
+    token.write_text("s3cret\n")
+    for headers in ({}, {"Authorization": "Bearer guess"}, {"Authorization": "Bearer s3cret\u00ff"}):
         status, answer = _post(f"{base}/admin/replicas", replicas, method="PUT", headers=headers)
         assert status == 401
         assert "admin token" in str(answer["error"])
     assert _post(f"{base}/admin/replicas", {}, method="GET")[0] == 401
     status, _ = _post(f"{base}/admin/replicas", replicas, method="PUT", headers={"Authorization": "Bearer s3cret"})
     assert status == 200
+    # A token the operator replaces is the one asked for next, without a restart.
+    token.write_text("n3w")
+    assert _post(f"{base}/admin/replicas", {}, method="GET", headers={"Authorization": "Bearer s3cret"})[0] == 401
+    assert _post(f"{base}/admin/replicas", {}, method="GET", headers={"Authorization": "Bearer n3w"})[0] == 200
     result = await run_load(base, "small", parse_trace("const:40"), 5.0)
     summary = result.summary(200.0)
     assert summary["answered"] >= 150
