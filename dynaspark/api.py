@@ -87,7 +87,9 @@ class SparkApplication(ApiModel):
     type: Literal["Python", "Java", "Scala"] = "Python"
     """Language of the application; ``Java`` and ``Scala`` need ``mainClass``."""
     main_application_file: str = Field(min_length=1)
-    """Path or URL of the application: a ``.py`` file, or a jar. Locally a path relative to the YAML file."""
+    """Path or URL of the application: a ``.py`` file, or a jar. Locally a path relative to the YAML file; in a
+    cluster a path in the image (``local:///opt/app/job.py``), a relative one from the driver's working directory
+    (``/opt/spark/work-dir`` in Spark's images), or a URL spark-submit can fetch."""
     main_class: str | None = None
     """Entry class of a jar application."""
     arguments: list[str] = Field(default_factory=list)
