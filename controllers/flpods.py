@@ -20,7 +20,7 @@ from typing import Any
 from controllers.kube import MANAGED_BY, child_labels
 from hyperfl.api import CHECKPOINT_VOLUME, CLIENT_CONTAINER, COORDINATOR_CONTAINER, KIND, FederatedTraining
 from hyperfl.coordinator_status import DEFAULT_PORT, HEALTH_PATH
-from mlscale.podtemplate import merge_pod
+from mlscale.podtemplate import NO_API_TOKEN, merge_pod
 from mlscale.units import format_cpu
 
 COORDINATOR = "coordinator"
@@ -149,6 +149,7 @@ def coordinator_pod(job: FederatedTraining, namespace: str) -> dict[str, Any]:
         "spec": {
             # A crashed coordinator restarts in the same pod and resumes from its checkpoint folder.
             "restartPolicy": "OnFailure",
+            **NO_API_TOKEN,
             "containers": [container],
             "volumes": [volume],
         },
@@ -183,6 +184,7 @@ def client_pod(job: FederatedTraining, index: int) -> dict[str, Any]:
             "hostname": client_pod_name(name, index),
             "subdomain": clients_service_name(name),
             "restartPolicy": "Always",
+            **NO_API_TOKEN,
             "topologySpreadConstraints": [
                 {
                     "maxSkew": 1,

@@ -34,7 +34,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from controllers.kube import MANAGED_BY, child_labels
-from mlscale.podtemplate import PodTemplate, layer, merge_pod
+from mlscale.podtemplate import NO_API_TOKEN, PodTemplate, layer, merge_pod
 from mlscale.units import format_cpu
 from roma.api import (
     ADMIN_TOKEN_FILE_ENV,
@@ -189,7 +189,7 @@ def _deployment(
 ) -> dict[str, Any]:
     pod: dict[str, Any] = {
         "metadata": {"labels": {**labels, **pod_labels}},
-        "spec": {"containers": [container], "terminationGracePeriodSeconds": 10},
+        "spec": {**NO_API_TOKEN, "containers": [container], "terminationGracePeriodSeconds": 10},
     }
     if volumes:
         pod["spec"]["volumes"] = volumes

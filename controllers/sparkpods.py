@@ -35,7 +35,7 @@ from dynaspark.api import (
 )
 from dynaspark.jvm import EXECUTOR_JAVA_OPTIONS, executor_java_options
 from mlscale import cpu_meter
-from mlscale.podtemplate import merge_pod
+from mlscale.podtemplate import NO_API_TOKEN, merge_pod
 from mlscale.units import format_cpu, spark_memory, spark_size
 
 KIND = "DeadlineJob"
@@ -212,7 +212,7 @@ def executor_pod_template(job: DeadlineJob) -> dict[str, Any]:
         "image": job.spec.application.image,
         "resizePolicy": [{"resourceName": "cpu", "restartPolicy": "NotRequired"}],
     }
-    spec: dict[str, Any] = {"containers": [container]}
+    spec: dict[str, Any] = {**NO_API_TOKEN, "containers": [container]}
     port = meter_port() if job.spec.executors.cpu_meter else None
     if port is not None:
         container["command"] = executor_command(port)

@@ -25,6 +25,14 @@ _JOINED = ("env", "envFrom", "volumeMounts", "ports")
 """Container fields that are lists the template's entries join (the operator's first)."""
 OPERATOR_ENV_PREFIX = "MLSCALE_"
 """Environment variables the operator sets in its containers (a template's would override them)."""
+USER_DEFAULTED_POD_FIELDS = ("automountServiceAccountToken",)
+"""Pod fields the operator sets as a default that a template's value replaces.
+
+Pods that do not call the Kubernetes API (executors, the federated coordinator and clients, the
+router and model servers) get no ServiceAccount token unless their template asks for one (a
+sidecar that needs it, say)."""
+NO_API_TOKEN: dict[str, Any] = {"automountServiceAccountToken": False}
+"""What the operator adds to the spec of a pod that does not call the Kubernetes API."""
 RESERVED_LABEL_PREFIXES = ("mlscale.dev/", "app.kubernetes.io/", "spark-")
 """Label keys the operator and Spark set on the pods they create (selection depends on them)."""
 
@@ -139,7 +147,8 @@ def merge_pod(pod: dict[str, Any], template: PodTemplate | None, container: str)
         container: Name of the operator's container.
 
     Returns:
-        A new pod: the template's pod fields, then the operator's; the template's volumes and
+        A new pod: the template's pod fields, then the operator's (but the template's own of
+        :data:`USER_DEFAULTED_POD_FIELDS`, where the operator only sets a default); the template's volumes and
         labels besides the operator's; the template's container of that name merged into the
         operator's (lists such as ``volumeMounts`` and ``ports`` joined, the operator's first)
         and its other containers after it. ``pod`` is returned as it is without a template.
@@ -148,6 +157,7 @@ def merge_pod(pod: dict[str, Any], template: PodTemplate | None, container: str)
         return pod
     ours = pod["spec"]
     spec: dict[str, Any] = {**template.spec, **{k: v for k, v in ours.items() if k not in ("containers", "volumes")}}
+    spec.update({k: template.spec[k] for k in USER_DEFAULTED_POD_FIELDS if k in template.spec})
     volumes = [*ours.get("volumes", []), *template.spec.get("volumes", [])]
     if volumes:
         spec["volumes"] = volumes

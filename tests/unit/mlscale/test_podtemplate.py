@@ -252,3 +252,41 @@ def test_a_layered_container_replaces_entries_with_the_same_key() -> None:
 def test_operator_variables_are_refused() -> None:
     (line,) = errors_of(executors={"spec": {"containers": [{"name": "executor", "env": [{"name": "MLSCALE_X"}]}]}})
     assert "spec.containers[executor].env[MLSCALE_X]: variables under MLSCALE_ are the operator's" in line
+
+
+def _examples(kind: str) -> list[dict[str, Any]]:
+    import yaml
+
+    from tests.deploy.paths import REPO_ROOT
+
+    docs = [yaml.safe_load(p.read_text()) for p in sorted((REPO_ROOT / "examples").glob("*.yaml"))]
+    return [{**d, "metadata": {**d["metadata"], "namespace": "apps"}} for d in docs if d["kind"] == kind]
+
+
+def test_pods_that_never_call_the_api_get_no_token_unless_their_template_asks() -> None:
+    from controllers import flpods, servingpods, sparkpods
+    from hyperfl.api import FederatedTraining
+    from roma.api import InferenceService
+
+    specs: list[tuple[str, dict[str, Any]]] = []
+    for doc in _examples("DeadlineJob"):
+        job = DeadlineJob.model_validate({**doc, "spec": {**doc["spec"], "application": {
+            **doc["spec"]["application"], "image": "spark:test"}}})  # fmt: skip
+        specs.append(("executor", sparkpods.executor_pod_template(job)["spec"]))
+        # The driver asks the API server for its executors: it keeps its token.
+        assert "automountServiceAccountToken" not in sparkpods.driver_pod(job, "apps")["spec"]
+    for doc in _examples("FederatedTraining"):
+        training = FederatedTraining.model_validate({**doc, "spec": {**doc["spec"], "image": "engines:test"}})
+        specs += [(p["metadata"]["name"], p["spec"]) for kind, p in flpods.children(training, "apps") if kind == "pods"]
+    for doc in _examples("InferenceService"):
+        svc = InferenceService.model_validate({**doc, "spec": {**doc["spec"], "image": "engines:test"}})
+        specs += [(d["metadata"]["name"], d["spec"]["template"]["spec"]) for _, _, d in servingpods.children(svc)
+                  if d["kind"] == "Deployment"]  # fmt: skip
+    assert len(specs) > 10
+    for name, spec in specs:
+        assert spec["automountServiceAccountToken"] is False, name
+
+    # A sidecar that needs the API: the template's own value stands.
+    template = PodTemplate.model_validate({"spec": {"automountServiceAccountToken": True}})
+    pod = {"metadata": {}, "spec": {"automountServiceAccountToken": False, "containers": [{"name": "executor"}]}}
+    assert merge_pod(pod, template, "executor")["spec"]["automountServiceAccountToken"] is True
