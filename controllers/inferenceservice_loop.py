@@ -203,7 +203,12 @@ class ServiceRun:
         token = await router_admin_token(self.api, owner_document(obj), self.name, self.namespace)
         url = router_url(self.name, self.namespace)
         router = RouterClient(self.http, url, spec.model.name, start.timestamp(), admin_token=token)
-        await router.register(registrations(pods, spec.model.name, slots=max(2, spec.batching.max_batch_size)))
+        try:
+            await router.register(registrations(pods, spec.model.name, slots=max(2, spec.batching.max_batch_size)))
+        except RouterUnavailableError as exc:
+            # The router serves with the replicas it has (a token replaced a moment ago reaches it
+            # when the kubelet updates its mount); the period still reads it and sizes them.
+            log.warning("%s/%s: %s", self.namespace, self.name, exc)
         if not any(p.ready and not p.accelerator for p in pods):
             return self.period_s
         configured = spec.model_dump_json()

@@ -14,8 +14,10 @@ relies on one.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import re
 import secrets
 from collections.abc import Mapping
 from typing import Any, cast
@@ -24,6 +26,7 @@ import kopf
 
 from controllers import admission
 from controllers.kube import (
+    AlreadyExistsError,
     KubeApi,
     KubeError,
     adopt,
@@ -56,8 +59,8 @@ from roma.api import InferenceService
 log = logging.getLogger(__name__)
 
 INFO = KINDS["InferenceService"]
-MIN_TOKEN_CHARS = 32
-"""Shortest router admin token taken from a Secret (the operator makes 43 characters, 256 bits)."""
+TOKEN_PATTERN = re.compile(r"[A-Za-z0-9_-]{43}")
+"""A router admin token as the operator makes them (``secrets.token_urlsafe(32)``: 256 bits)."""
 FIXES = Fixes(
     kind="InferenceService",
     templates="spec.template, spec.gpu.template and spec.routerTemplate",
@@ -244,6 +247,18 @@ async def apply_children(
     return made
 
 
+def _usable_token(secret: Mapping[str, Any] | None, owner_uid: str | None) -> str | None:
+    """The token of a router admin Secret the operator made for this service (None: not one)."""
+    if secret is None:
+        return None
+    meta = secret.get("metadata") or {}
+    owners = {ref.get("uid") for ref in meta.get("ownerReferences") or []}
+    token = admin_token_of(secret)
+    if owner_uid not in owners or meta.get("deletionTimestamp") or token is None:
+        return None
+    return token if TOKEN_PATTERN.fullmatch(token) else None
+
+
 async def router_admin_token(api: KubeApi, owner: Mapping[str, Any], name: str, namespace: str) -> str:
     """The token of the service's router admin API: the one in its Secret, or a new one in a Secret made now.
 
@@ -251,24 +266,33 @@ async def router_admin_token(api: KubeApi, owner: Mapping[str, Any], name: str, 
     that was deleted, that a service of the same name left behind (another uid, not yet
     collected), or that holds no token the operator could have written is replaced. The router
     reads the token from the mounted Secret at each admin request, so a replaced one reaches it
-    without a restart (in the kubelet's time: until then it answers 401, and the loop retries).
+    without a restart (in the kubelet's time: until then it answers 401).
+
+    Raises:
+        RouterUnavailableError: when the Secret under that name is not one the operator made for
+            this service and cannot be replaced now (one being deleted, say): no router is given
+            a token that someone else may know.
     """
+    uid = owner["metadata"].get("uid")
     path = core_path("secrets", namespace, router_admin_secret_name(name))
     stored = await api.get(path)
+    token = _usable_token(stored, uid)
+    if token is not None:
+        return token
     if stored is not None:
-        token = admin_token_of(stored)
-        owners = {ref.get("uid") for ref in (stored.get("metadata") or {}).get("ownerReferences") or []}
-        if token is not None and len(token) >= MIN_TOKEN_CHARS and owner["metadata"].get("uid") in owners:
-            return token
-        await api.delete(path)
         log.warning(
-            "replacing Secret %s/%s: not a router admin token of this service", namespace, path.rsplit("/", 1)[1]
+            "replacing Secret %s/%s: not a router admin token of this service", namespace, stored["metadata"]["name"]
         )
+        with contextlib.suppress(AlreadyExistsError):  # replaced meanwhile: what stands now is checked below
+            await api.delete(path, uid=stored["metadata"].get("uid"))
     fresh = router_admin_secret(name, secrets.token_urlsafe(32))
     made = await api.create(core_path("secrets", namespace), adopt(fresh, owner, service_labels(name)))
-    token = admin_token_of(made)
+    token = _usable_token(made, uid)
     if token is None:
-        raise RouterUnavailableError(f"Secret {router_admin_secret_name(name)} holds no router admin token")
+        raise RouterUnavailableError(
+            f"Secret {router_admin_secret_name(name)} is not a router admin token the operator made for this service "
+            "and is still there (being deleted?); the router's replicas are not registered until it is gone"
+        )
     return token
 
 

@@ -180,10 +180,15 @@ class KubeApi:
         """Patch an object (merge patch by default)."""
         return await self.request("PATCH", path, body, content_type)
 
-    async def delete(self, path: str) -> bool:
-        """Delete an object; ``False`` when it was already gone."""
+    async def delete(self, path: str, *, uid: str | None = None) -> bool:
+        """Delete an object; ``False`` when it was already gone.
+
+        With ``uid``, only that object (a precondition): one made again under the name meanwhile
+        stays, and the API server answers 409 (:class:`AlreadyExistsError`).
+        """
+        body = None if uid is None else {"apiVersion": "v1", "kind": "DeleteOptions", "preconditions": {"uid": uid}}
         try:
-            await self.request("DELETE", path)
+            await self.request("DELETE", path, body)
         except NotFoundError:
             return False
         return True

@@ -325,6 +325,9 @@ def driver_pod(job: DeadlineJob, namespace: str) -> dict[str, Any]:
         "spec": {
             "restartPolicy": "Never",
             "serviceAccountName": driver_account(job),
+            # It asks the API server for its executors: its token is mounted even where the
+            # account turns automounting off (a common hardening of ServiceAccounts).
+            "automountServiceAccountToken": True,
             "containers": [
                 {
                     "name": DRIVER_CONTAINER,

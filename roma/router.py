@@ -251,7 +251,7 @@ class Router:
             return None
         try:
             token = self.admin_token_file.read_text().strip()
-        except OSError:
+        except (OSError, ValueError):  # not there yet, or not text: nothing is let through
             token = ""
         # Header bytes that are not UTF-8 come as surrogates: compared as they came, not an error.
         given = request.headers.get("Authorization", "").encode("utf-8", "surrogateescape")

@@ -273,8 +273,8 @@ def test_pods_that_never_call_the_api_get_no_token_unless_their_template_asks() 
         job = DeadlineJob.model_validate({**doc, "spec": {**doc["spec"], "application": {
             **doc["spec"]["application"], "image": "spark:test"}}})  # fmt: skip
         specs.append(("executor", sparkpods.executor_pod_template(job)["spec"]))
-        # The driver asks the API server for its executors: it keeps its token.
-        assert "automountServiceAccountToken" not in sparkpods.driver_pod(job, "apps")["spec"]
+        # The driver asks the API server for its executors: its token is mounted whatever its account says.
+        assert sparkpods.driver_pod(job, "apps")["spec"]["automountServiceAccountToken"] is True
     for doc in _examples("FederatedTraining"):
         training = FederatedTraining.model_validate({**doc, "spec": {**doc["spec"], "image": "engines:test"}})
         specs += [(p["metadata"]["name"], p["spec"]) for kind, p in flpods.children(training, "apps") if kind == "pods"]
