@@ -6,34 +6,14 @@ Run with the operator installed (``helm install mlscale charts/mlscale``) and KU
 from __future__ import annotations
 
 import json
-import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.e2e.kube import NAMESPACE, ROOT, kubectl, kubectl_apply
+
 pytestmark = pytest.mark.e2e
-ROOT = Path(__file__).resolve().parents[2]
-NAMESPACE = "mlscale-e2e"
-
-
-def kubectl(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["kubectl", *args], capture_output=True, text=True, timeout=120, check=check)
-
-
-def kubectl_apply(namespace: str, doc: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    """``kubectl apply`` of one document given as text."""
-    command = ["kubectl", "apply", "-n", namespace, *args, "-f", "-"]
-    return subprocess.run(command, input=doc, capture_output=True, text=True, timeout=60, check=check)
-
-
-@pytest.fixture(scope="module")
-def namespace() -> Iterator[str]:
-    kubectl("apply", "-k", str(ROOT / "crds"))
-    kubectl("create", "namespace", NAMESPACE, check=False)
-    yield NAMESPACE
-    kubectl("delete", "namespace", NAMESPACE, "--wait=false", check=False)
 
 
 def test_server_side_schema_refuses_an_unknown_field(namespace: str) -> None:
