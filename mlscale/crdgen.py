@@ -211,6 +211,12 @@ def render(info: KindInfo) -> str:
 
 KEEP_POLICY = {"helm.sh/resource-policy": "keep"}
 """What the chart adds to each CRD with ``crds.keep`` (its default): ``helm uninstall`` leaves it."""
+KEEP_BLOCK = (
+    "  {{- if .Values.crds.keep }}\n  annotations:\n"
+    + "".join(f"    {key}: {value}\n" for key, value in KEEP_POLICY.items())
+    + "  {{- end }}\n"
+)
+"""The chart template's lines, after a CRD's name, that add :data:`KEEP_POLICY` with ``crds.keep``."""
 
 
 def render_chart(info: KindInfo) -> str:
@@ -222,10 +228,7 @@ def render_chart(info: KindInfo) -> str:
     """
     body = yaml.safe_dump(crd(info), sort_keys=False, width=120)
     name_line = f"  name: {crd(info)['metadata']['name']}\n"
-    keep = "".join(f"    {key}: {value}\n" for key, value in KEEP_POLICY.items())
-    body = body.replace(
-        name_line, f"{name_line}  {{{{- if .Values.crds.keep }}}}\n  annotations:\n{keep}  {{{{- end }}}}\n", 1
-    )
+    body = body.replace(name_line, name_line + KEEP_BLOCK, 1)
     return (
         HEADER.replace("# ", "{{- /* ", 1).rstrip("\n")
         + " */}}\n{{- if .Values.crds.install }}\n"

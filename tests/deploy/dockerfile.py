@@ -73,16 +73,21 @@ def stages(instructions: Sequence[tuple[str, str]]) -> list[Stage]:
     return result
 
 
+def _from_context(arguments: str) -> tuple[list[str], str] | None:
+    """A COPY's sources and destination, or None for one from another stage or image (``--from``)."""
+    words = shlex.split(arguments)
+    if any(w.startswith("--from") for w in words):
+        return None
+    paths = [w for w in words if not w.startswith("--")]
+    return paths[:-1], paths[-1]
+
+
 def context_copies(instructions: Sequence[tuple[str, str]]) -> list[str]:
     """Sources of every COPY from the build context (not from another stage)."""
     sources: list[str] = []
     for keyword, arguments in instructions:
-        if keyword != "COPY":
-            continue
-        words = shlex.split(arguments)
-        if any(w.startswith("--from") for w in words):
-            continue
-        sources += [w for w in words[:-1] if not w.startswith("--")]
+        if keyword == "COPY" and (copy := _from_context(arguments)) is not None:
+            sources += copy[0]
     return sources
 
 
@@ -219,14 +224,10 @@ def copied_files(
     files: dict[str, Path] = {}
     for keyword, arguments in instructions:
         if keyword == "WORKDIR":
-            workdir = posixpath.normpath(posixpath.join(workdir, arguments.strip()))
-        if keyword not in ("COPY", "ADD"):
+            workdir = stage_workdir([(keyword, arguments)], workdir)
+        if keyword not in ("COPY", "ADD") or (copy := _from_context(arguments)) is None:
             continue
-        words = shlex.split(arguments)
-        if any(w.startswith("--from") for w in words):
-            continue
-        paths = [w for w in words if not w.startswith("--")]
-        sources, destination = paths[:-1], paths[-1]
+        sources, destination = copy
         target = posixpath.normpath(posixpath.join(workdir, destination))
         into = destination.endswith("/") or len(sources) > 1
         for source in sources:
